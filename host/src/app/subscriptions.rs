@@ -1,0 +1,306 @@
+//! Subscription use cases: create (with an optional `verify` send), read,
+//! patch, delete, and reconciling the config file's `[[subscriptions]]` into
+//! sled at start. One validation path serves the API and the config.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+use super::{App, AppError};
+use crate::config::SubscriptionConfig;
+use crate::http_client::check_literal_target;
+use crate::ids::{PluginName, SubscriptionId, Tenant};
+use crate::model::{ManagedBy, Subscription, is_reserved_header};
+use crate::signing::Secret;
+use crate::store::Store;
+
+/// A subscription as the API creates it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub ordered: bool,
+    #[serde(default)]
+    pub plugin: Option<PluginName>,
+    #[serde(default)]
+    pub plugin_config: Option<serde_json::Value>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub verify: bool,
+}
+
+/// A partial update: absent fields stay; `null` clears the nullable ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub enabled: Option<bool>,
+    pub ordered: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub plugin: Option<Option<PluginName>>,
+    pub plugin_config: Option<serde_json::Value>,
+    pub secret: Option<String>,
+}
+
+/// Present-and-null becomes `Some(None)`; absent stays `None` via `default`.
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Longest accepted description.
+const MAX_DESCRIPTION: usize = 1024;
+
+impl App {
+    /// Checks a subscription's fields; the same rules for the API and the config.
+    fn validate(&self, sub: &Subscription) -> Result<(), AppError> {
+        let url = url::Url::parse(&sub.url)
+            .map_err(|e| AppError::invalid("invalid_url", format!("url {:?} is not a valid URL: {e}", sub.url)))?;
+        check_literal_target(&url, self.config().delivery.allow_private_targets)
+            .map_err(|why| AppError::invalid("invalid_url", format!("url {:?} is not allowed: {why}", sub.url)))?;
+        if sub.events.is_empty() || sub.events.iter().any(|e| e.trim().is_empty()) {
+            return Err(AppError::invalid("invalid_request", "events must list at least one event type or pattern"));
+        }
+        for (name, value) in &sub.headers {
+            if is_reserved_header(name) {
+                return Err(AppError::invalid("invalid_header", format!("header {name:?} is set by hookshape")));
+            }
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
+                return Err(AppError::invalid("invalid_header", format!("header {name:?} is not a valid HTTP header")));
+            }
+        }
+        if sub.description.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION) {
+            return Err(AppError::invalid("invalid_request", format!("description is longer than {MAX_DESCRIPTION} bytes")));
+        }
+        if let Some(p) = &sub.plugin
+            && self.ctx().plugins.get(p).is_none()
+        {
+            return Err(AppError::invalid("unknown_plugin", format!("plugin {p} is not installed")));
+        }
+        if !(sub.plugin_config.is_object() || sub.plugin_config.is_null()) {
+            return Err(AppError::invalid("invalid_request", "plugin_config must be a JSON object"));
+        }
+        Ok(())
+    }
+
+    fn store(&self) -> &Store {
+        &self.ctx().store
+    }
+
+    pub async fn create_subscription(&self, tenant: &Tenant, input: NewSubscription) -> Result<Subscription, AppError> {
+        let now = self.now();
+        let secret = resolve_secret(input.secret.as_deref())?;
+        let sub = Subscription {
+            id: SubscriptionId::generate(),
+            tenant: tenant.clone(),
+            url: input.url,
+            events: input.events,
+            description: input.description,
+            headers: input.headers,
+            enabled: input.enabled.unwrap_or(true),
+            disabled_reason: None,
+            ordered: input.ordered,
+            plugin: input.plugin,
+            plugin_config: input.plugin_config.unwrap_or(serde_json::Value::Null),
+            secret,
+            managed_by: ManagedBy::Api,
+            created_at: now,
+            updated_at: now,
+            consecutive_failures: 0,
+        };
+        self.validate(&sub)?;
+        if input.verify {
+            self.ctx()
+                .verify(&sub)
+                .await
+                .map_err(|e| AppError::invalid("verification_failed", e.to_string()))?;
+        }
+        self.store().put_subscription(&sub)?;
+        self.store().durable().await?;
+        Ok(sub)
+    }
+
+    pub fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>, AppError> {
+        Ok(self.store().list_subscriptions(tenant)?)
+    }
+
+    pub fn get_subscription(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Subscription, AppError> {
+        self.store()
+            .get_subscription(tenant, id)?
+            .ok_or_else(|| AppError::not_found("subscription", id))
+    }
+
+    fn editable(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Subscription, AppError> {
+        let sub = self.get_subscription(tenant, id)?;
+        if sub.managed_by == ManagedBy::Config {
+            return Err(AppError::Conflict {
+                code: "config_managed",
+                message: format!("subscription {id} is declared in the config file; change it there"),
+            });
+        }
+        Ok(sub)
+    }
+
+    pub async fn update_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+        patch: SubscriptionPatch,
+    ) -> Result<Subscription, AppError> {
+        let before = self.editable(tenant, id)?;
+        let mut sub = before.clone();
+        if let Some(v) = patch.url {
+            sub.url = v;
+        }
+        if let Some(v) = patch.events {
+            sub.events = v;
+        }
+        if let Some(v) = patch.description {
+            sub.description = v;
+        }
+        if let Some(v) = patch.headers {
+            sub.headers = v;
+        }
+        if let Some(v) = patch.ordered {
+            sub.ordered = v;
+        }
+        if let Some(v) = patch.plugin {
+            sub.plugin = v;
+        }
+        if let Some(v) = patch.plugin_config {
+            sub.plugin_config = v;
+        }
+        if let Some(v) = patch.secret {
+            sub.secret = resolve_secret(Some(&v))?;
+        }
+        if let Some(enabled) = patch.enabled {
+            sub.enabled = enabled;
+            // Enabling forgives the failure streak; disabling by hand has no reason.
+            sub.disabled_reason = None;
+            if enabled {
+                sub.consecutive_failures = 0;
+            }
+        }
+        self.validate(&sub)?;
+        sub.updated_at = self.now();
+        self.store().put_subscription(&sub)?;
+        if before.enabled && !sub.enabled {
+            self.store().cancel_pending(tenant, id, self.now())?;
+        }
+        self.store().durable().await?;
+        Ok(sub)
+    }
+
+    pub async fn delete_subscription(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<(), AppError> {
+        self.editable(tenant, id)?;
+        self.store().delete_subscription(tenant, id, self.now())?;
+        self.store().durable().await?;
+        Ok(())
+    }
+
+    /// Brings sled in line with the config file's subscriptions: adds new
+    /// ones, updates changed ones, removes config-managed ones no longer
+    /// declared. An unchanged declaration keeps its runtime state (secret when
+    /// generated, failure streak, automatic disabling).
+    pub async fn reconcile(&self, declared: &[SubscriptionConfig]) -> Result<ReconcileReport, AppError> {
+        let now = self.now();
+        let mut report = ReconcileReport::default();
+        let existing: Vec<Subscription> = self.store().all_subscriptions()?;
+        for cfg in declared {
+            let current = existing.iter().find(|s| s.tenant == cfg.tenant && s.id == cfg.id);
+            let secret = match (&cfg.secret, current) {
+                (Some(s), _) => resolve_secret(Some(s))?,
+                (None, Some(c)) => c.secret.clone(),
+                (None, None) => Secret::generate().to_whsec(),
+            };
+            let mut sub = Subscription {
+                id: cfg.id.clone(),
+                tenant: cfg.tenant.clone(),
+                url: cfg.url.clone(),
+                events: cfg.events.clone(),
+                description: cfg.description.clone(),
+                headers: cfg.headers.clone(),
+                enabled: cfg.enabled,
+                disabled_reason: None,
+                ordered: cfg.ordered,
+                plugin: cfg.plugin.clone(),
+                plugin_config: cfg.plugin_config.clone(),
+                secret,
+                managed_by: ManagedBy::Config,
+                created_at: current.map_or(now, |c| c.created_at),
+                updated_at: now,
+                consecutive_failures: 0,
+            };
+            if let Some(c) = current {
+                if same_definition(c, &sub) {
+                    continue;
+                }
+                if c.managed_by == ManagedBy::Api {
+                    tracing::warn!(subscription = %c.id, tenant = %c.tenant, "the config file takes over a subscription created through the API");
+                }
+                sub.consecutive_failures = c.consecutive_failures;
+                report.changed += 1;
+            } else {
+                report.added += 1;
+            }
+            self.validate(&sub).map_err(|e| {
+                AppError::invalid("invalid_config", format!("subscription {} (tenant {}): {e}", sub.id, sub.tenant))
+            })?;
+            if current.is_some_and(|c| c.enabled) && !sub.enabled {
+                self.store().cancel_pending(&sub.tenant, &sub.id, now)?;
+            }
+            self.store().put_subscription(&sub)?;
+        }
+        for old in existing.iter().filter(|s| s.managed_by == ManagedBy::Config) {
+            if !declared.iter().any(|c| c.tenant == old.tenant && c.id == old.id) {
+                self.store().delete_subscription(&old.tenant, &old.id, now)?;
+                report.removed += 1;
+            }
+        }
+        self.store().durable().await?;
+        Ok(report)
+    }
+}
+
+/// What reconciling the config did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+/// Equal as the admin declared them (ignores runtime state and timestamps).
+fn same_definition(a: &Subscription, b: &Subscription) -> bool {
+    a.managed_by == b.managed_by
+        && a.url == b.url
+        && a.events == b.events
+        && a.description == b.description
+        && a.headers == b.headers
+        && a.ordered == b.ordered
+        && a.plugin == b.plugin
+        && a.plugin_config == b.plugin_config
+        && a.secret == b.secret
+        && (a.enabled || a.disabled_reason.is_some()) == b.enabled
+}
+
+fn resolve_secret(given: Option<&str>) -> Result<String, AppError> {
+    match given {
+        None => Ok(Secret::generate().to_whsec()),
+        Some(s) => Secret::parse(s)
+            .map(|s| s.to_whsec())
+            .map_err(|e| AppError::invalid("invalid_secret", e.to_string())),
+    }
+}

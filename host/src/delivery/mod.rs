@@ -1,0 +1,216 @@
+//! The delivery engine: finds due deliveries, runs each attempt, and keeps
+//! the number in flight bounded.
+//!
+//! The dispatcher loop scans the store's due-time queue (earliest first, no
+//! full rescans), hands each due delivery to a task holding one of
+//! `max_in_flight` permits, and sleeps until the next due time, a new event,
+//! or a finished attempt. A delivery stays in the queue until its attempt is
+//! recorded, so after a crash or restart every unfinished delivery simply runs
+//! again (at least once). On shutdown it stops picking work, gives in-flight
+//! attempts a grace period to finish, and leaves the rest queued for the next
+//! start.
+
+pub mod policy;
+pub mod request;
+pub mod worker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::http_client::HttpClient;
+use crate::ids::{DeliveryId, EventId};
+use crate::metrics::Metrics;
+use crate::model::{Event, Subscription};
+use crate::registry::PluginRegistry;
+use crate::store::Store;
+
+/// The delivery settings from `[delivery]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub retry_schedule: Vec<Duration>,
+    pub disable_after_failures: u32,
+    pub max_in_flight: usize,
+}
+
+/// What attempts need, shared by every task.
+pub struct Context {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub client: HttpClient,
+    pub plugins: Arc<PluginRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+}
+
+/// Why a `verify` test send did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the test event could not be sent: {0}")]
+    Unsendable(String),
+    #[error("the endpoint answered {status} to the test event")]
+    Status { status: u16 },
+    #[error("the endpoint did not answer the test event: {0}")]
+    NoResponse(String),
+    #[error("the target is refused: {0}")]
+    Refused(String),
+}
+
+impl Context {
+    /// Sends a signed `webhook.test` event to a subscription not yet stored;
+    /// passes on a 2xx answer.
+    pub async fn verify(&self, sub: &Subscription) -> Result<(), VerifyError> {
+        let event = Event {
+            id: EventId::generate(),
+            source_id: None,
+            event_type: "webhook.test".into(),
+            tenant: sub.tenant.clone(),
+            timestamp: self.clock.now(),
+            content_type: "application/json".into(),
+            payload: serde_json::json!({"subscription_id": sub.id, "message": "hookshape test event"}),
+        };
+        let req = request::build(&event, sub, None, self.clock.now())
+            .map_err(|e| VerifyError::Unsendable(e.to_string()))?;
+        match worker::send(self, &req).await {
+            worker::Exchange::Response {
+                status: 200..=299, ..
+            } => Ok(()),
+            worker::Exchange::Response { status, .. } => Err(VerifyError::Status { status }),
+            worker::Exchange::Refused(why) => Err(VerifyError::Refused(why)),
+            other => Err(VerifyError::NoResponse(format!("{other:?}"))),
+        }
+    }
+}
+
+/// How long in-flight attempts may run on after a shutdown request.
+const SHUTDOWN_GRACE_EXTRA: Duration = Duration::from_secs(1);
+
+/// How often the queue-depth gauge is refreshed (counting the queue is O(n)).
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Engine {
+    ctx: Arc<Context>,
+    wake: Arc<Notify>,
+    in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Engine {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        let permits = Arc::new(Semaphore::new(ctx.settings.max_in_flight.max(1)));
+        Engine {
+            ctx,
+            wake: Arc::new(Notify::new()),
+            in_flight: Default::default(),
+            permits,
+        }
+    }
+
+    /// Tells the dispatcher there may be new due work (after ingest or resend).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// Runs until `shutdown` turns true; then waits up to `grace` for the
+    /// attempts in flight and returns.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let mut tasks = JoinSet::new();
+        let mut gauges_at = Timestamp(0);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let now = self.ctx.clock.now();
+            if now.since(gauges_at) >= GAUGE_EVERY {
+                gauges_at = now;
+                self.ctx
+                    .metrics
+                    .set_queue_depth(self.ctx.store.queue_len() as u64);
+            }
+            let free = self.permits.available_permits();
+            let mut next_due = None;
+            if free > 0 {
+                let work = {
+                    let running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    self.ctx.store.due(now, free, |id| running.contains(id))
+                };
+                match work {
+                    Ok(work) if !work.ready.is_empty() => {
+                        for id in work.ready {
+                            self.spawn(&mut tasks, id);
+                        }
+                        continue;
+                    }
+                    Ok(work) => next_due = work.next_due,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the delivery queue failed");
+                        next_due = Some(now.saturating_add(Duration::from_secs(1)));
+                    }
+                }
+            }
+            let clock = self.ctx.clock.clone();
+            let sleep = async move {
+                match next_due {
+                    Some(t) => clock.sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = sleep => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let running = tasks.len();
+        if running > 0 {
+            tracing::info!(running, "waiting for in-flight deliveries");
+        }
+        let drained = tokio::time::timeout(grace + SHUTDOWN_GRACE_EXTRA, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "in-flight deliveries handed back to the queue"
+            );
+            tasks.abort_all();
+        }
+    }
+
+    fn spawn(&self, tasks: &mut JoinSet<()>, id: DeliveryId) {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return;
+        };
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone());
+        self.ctx.metrics.set_in_flight(
+            (self.ctx.settings.max_in_flight - self.permits.available_permits()) as u64,
+        );
+        let ctx = self.ctx.clone();
+        let in_flight = self.in_flight.clone();
+        let wake = self.wake.clone();
+        tasks.spawn(async move {
+            if let Err(e) = worker::attempt(&ctx, &id).await {
+                tracing::error!(delivery = %id, error = %e, "recording a delivery attempt failed");
+            }
+            in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            drop(permit);
+            wake.notify_one();
+        });
+    }
+}

@@ -1,0 +1,224 @@
+//! The outgoing request: body, content type, custom headers and the Standard
+//! Webhooks signature, exactly as the contract's "outgoing request" says.
+//!
+//! Shared by the delivery worker, the `verify` test send and the `plugin run`
+//! dry run, so all three produce byte-identical requests.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::model::{Event, Subscription, is_reserved_header};
+use crate::plugin::PluginRequest;
+use crate::signing::{self, Secret};
+
+/// A request ready for the HTTP client.
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest {
+    pub url: url::Url,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the subscription URL {0:?} does not parse")]
+    BadUrl(String),
+    #[error("the subscription secret is invalid: {0}")]
+    BadSecret(String),
+    #[error("{origin} header {name:?} is not allowed: {why}")]
+    BadHeader {
+        origin: &'static str,
+        name: String,
+        why: String,
+    },
+}
+
+/// The body sent when a subscription has no plugin.
+#[derive(Serialize)]
+struct DefaultBody<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    tenant: &'a str,
+    timestamp: String,
+    data: &'a serde_json::Value,
+}
+
+pub fn default_body(event: &Event) -> Vec<u8> {
+    let body = DefaultBody {
+        id: event.id.as_str(),
+        event_type: &event.event_type,
+        tenant: event.tenant.as_str(),
+        timestamp: event.timestamp.to_string(),
+        data: &event.payload,
+    };
+    serde_json::to_vec(&body).expect("a JSON value serialises")
+}
+
+fn add_header(
+    headers: &mut HeaderMap,
+    origin: &'static str,
+    name: &str,
+    value: &str,
+) -> Result<(), RequestError> {
+    let bad = |why: String| RequestError::BadHeader {
+        origin,
+        name: name.to_owned(),
+        why,
+    };
+    if is_reserved_header(name) {
+        return Err(bad("hookshape sets it".into()));
+    }
+    let name_parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let value = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
+    headers.insert(name_parsed, value);
+    Ok(())
+}
+
+/// Builds the signed request for one attempt made at `now`. `transformed` is
+/// the plugin's request, when the subscription has a plugin.
+pub fn build(
+    event: &Event,
+    sub: &Subscription,
+    transformed: Option<&PluginRequest>,
+    now: Timestamp,
+) -> Result<OutgoingRequest, RequestError> {
+    let url = url::Url::parse(&sub.url).map_err(|_| RequestError::BadUrl(sub.url.clone()))?;
+    let secret = Secret::parse(&sub.secret).map_err(|e| RequestError::BadSecret(e.to_string()))?;
+    let (body, content_type) = match transformed {
+        Some(p) => (
+            p.body.clone(),
+            p.content_type.as_deref().unwrap_or("application/json"),
+        ),
+        None => (default_body(event), "application/json"),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &sub.headers {
+        add_header(&mut headers, "subscription", name, value)?;
+    }
+    for (name, value) in transformed
+        .map(|p| p.headers.as_slice())
+        .unwrap_or_default()
+    {
+        add_header(&mut headers, "plugin", name, value)?;
+    }
+    let content_type =
+        HeaderValue::from_str(content_type).map_err(|e| RequestError::BadHeader {
+            origin: "plugin",
+            name: "content-type".into(),
+            why: e.to_string(),
+        })?;
+    headers.insert(http::header::CONTENT_TYPE, content_type);
+    let ts = now.as_secs();
+    let signature = signing::sign(&secret, event.id.as_str(), ts, &body);
+    let value =
+        |s: &str| HeaderValue::from_str(s).expect("ids, digits and base64 are valid header values");
+    headers.insert("webhook-id", value(event.id.as_str()));
+    headers.insert("webhook-timestamp", value(&ts.to_string()));
+    headers.insert("webhook-signature", value(&signature));
+    Ok(OutgoingRequest {
+        url,
+        headers,
+        body: Bytes::from(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::EventId;
+    use crate::model::ManagedBy;
+    use std::time::Duration;
+
+    fn fixture() -> (Event, Subscription) {
+        let event = Event {
+            id: EventId::generate(),
+            source_id: None,
+            event_type: "dashboard.updated".into(),
+            tenant: "acme".parse().unwrap(),
+            timestamp: Timestamp(1_763_900_000_000),
+            content_type: "application/json".into(),
+            payload: serde_json::json!({"dashboard": {"name": "Sales"}}),
+        };
+        let sub = Subscription {
+            id: "s1".parse().unwrap(),
+            tenant: "acme".parse().unwrap(),
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            description: None,
+            headers: [("X-Team".to_string(), "data".to_string())].into(),
+            enabled: true,
+            disabled_reason: None,
+            ordered: false,
+            plugin: None,
+            plugin_config: serde_json::Value::Null,
+            secret: Secret::generate().to_whsec(),
+            managed_by: ManagedBy::Api,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            consecutive_failures: 0,
+        };
+        (event, sub)
+    }
+
+    #[test]
+    fn default_request_is_signed_and_carries_the_envelope() {
+        let (event, sub) = fixture();
+        let now = Timestamp(1_763_900_001_000);
+        let req = build(&event, &sub, None, now).unwrap();
+        let h = |n: &str| req.headers.get(n).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(h("content-type"), "application/json");
+        assert_eq!(h("x-team"), "data");
+        assert_eq!(h("webhook-id"), event.id.as_str());
+        assert_eq!(h("webhook-timestamp"), "1763900001");
+        let secret = Secret::parse(&sub.secret).unwrap();
+        signing::verify(
+            &secret,
+            &h("webhook-id"),
+            &h("webhook-timestamp"),
+            &h("webhook-signature"),
+            &req.body,
+            now.as_secs(),
+            Duration::from_secs(300),
+        )
+        .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body["id"], event.id.as_str());
+        assert_eq!(body["type"], "dashboard.updated");
+        assert_eq!(body["tenant"], "acme");
+        assert_eq!(body["timestamp"], "2025-11-23T12:13:20.000Z");
+        assert_eq!(body["data"]["dashboard"]["name"], "Sales");
+    }
+
+    #[test]
+    fn plugin_body_headers_and_content_type_win_but_reserved_headers_fail() {
+        let (event, sub) = fixture();
+        let p = PluginRequest {
+            body: b"<x/>".to_vec(),
+            content_type: Some("application/xml".into()),
+            headers: vec![("x-team".into(), "bi".into())],
+        };
+        let req = build(&event, &sub, Some(&p), Timestamp(0)).unwrap();
+        assert_eq!(&req.body[..], b"<x/>");
+        assert_eq!(req.headers["content-type"], "application/xml");
+        assert_eq!(req.headers["x-team"], "bi");
+
+        let evil = PluginRequest {
+            headers: vec![("Webhook-Signature".into(), "v1,x".into())],
+            ..p
+        };
+        let err = build(&event, &sub, Some(&evil), Timestamp(0)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RequestError::BadHeader {
+                    origin: "plugin",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! hookshape: a self-hosted webhook dispatcher with per-subscription
+//! WebAssembly transforms.
+//!
+//! Data flows one way: [`api`] -> [`app`] -> [`store`] -> [`delivery`] ->
+//! [`plugin`] -> [`http_client`] -> [`store`]. [`config`] reads the admin's
+//! TOML, [`signing`] implements Standard Webhooks, [`clock`] is the one source
+//! of time, [`metrics`] the Prometheus counters.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod dry_run;
+pub mod http_client;
+pub mod ids;
+pub mod metrics;
+pub mod model;
+pub mod plugin;
+pub mod registry;
+pub mod server;
+pub mod signing;
+pub mod store;

@@ -1,0 +1,268 @@
+//! The `hookshape` command: `serve`, `config check` and `plugin run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use hookshape::clock::{Clock, SystemClock};
+use hookshape::config::{Config, ConfigErrors};
+use hookshape::dry_run;
+use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
+
+#[derive(Parser)]
+#[command(name = "hookshape", version, about = "A webhook dispatcher with per-subscription WebAssembly transforms")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the dispatcher (embedded defaults without --config).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides [server] listen.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Overrides [storage] path.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Plugin tools.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file, including that its plugins load.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Dry run: transform one event file and print the request or the skip reason.
+    Run {
+        #[arg(long)]
+        plugin: PathBuf,
+        #[arg(long)]
+        event: PathBuf,
+        /// Plugin config: inline JSON, or a JSON file.
+        #[arg(long)]
+        config: Option<String>,
+        #[arg(long, default_value = dry_run::DEFAULT_URL)]
+        url: String,
+        /// Per-call timeout, as in [plugins.NAME] (e.g. "100ms").
+        #[arg(long, default_value = "100ms", value_parser = hookshape::config::parse_duration)]
+        timeout: std::time::Duration,
+        /// Linear memory cap, as in [plugins.NAME] (e.g. "32MiB").
+        #[arg(long, default_value = "32MiB", value_parser = hookshape::config::parse_size)]
+        memory: u64,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config, listen, data } => serve(cli.log_format, config, listen, data).await,
+            Command::Config { command: ConfigCommand::Check { file } } => {
+                init_logs(cli.log_format.unwrap_or(LogFormat::Human));
+                config_check(&file)
+            }
+            Command::Plugin { command: PluginCommand::Run { plugin, event, config, url, timeout, memory } } => {
+                init_logs(cli.log_format.unwrap_or(LogFormat::Human));
+                plugin_run(&plugin, &event, config.as_deref(), &url, PluginLimits { timeout, memory_bytes: memory })
+                    .await
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hookshape: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|errors: ConfigErrors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+}
+
+async fn serve(
+    log_format: Option<LogFormat>,
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    data: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let mut config = match &config {
+        Some(path) => load_config(path)?,
+        None => Config::default(),
+    };
+    init_logs(log_format.unwrap_or(match config.server.log_format {
+        hookshape::config::LogFormat::Human => LogFormat::Human,
+        hookshape::config::LogFormat::Json => LogFormat::Json,
+    }));
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if let Some(data) = data {
+        config.storage.path = data;
+    }
+    let running = hookshape::server::start(config, Arc::new(SystemClock)).await?;
+    // The first line on stdout, for scripts and tests that listen on port 0.
+    println!("hookshape listening on http://{}", running.addr);
+    let stop = running.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.send_replace(true);
+    });
+    running.wait().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn config_check(file: &Path) -> Result<ExitCode> {
+    let config = match Config::load(file) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    let mut problems = 0;
+    for (name, plugin) in &config.plugins {
+        let loaded = std::fs::read(&plugin.path)
+            .map_err(|e| format!("cannot read {}: {e}", plugin.path.display()))
+            .and_then(|wasm| runtime.load(&wasm).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(p) => println!("plugin {name}: ok ({} bytes, sha256 {})", p.size, p.sha256),
+            Err(why) => {
+                problems += 1;
+                eprintln!("{}: plugins.{name}: {why}", file.display());
+            }
+        }
+    }
+    if problems > 0 {
+        eprintln!("{}: {problems} problem(s)", file.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "{}: ok ({} subscription(s), {} plugin(s), {} token(s))",
+        file.display(),
+        config.subscriptions.len(),
+        config.plugins.len(),
+        config.auth.tokens.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_plugin_config(arg: Option<&str>) -> Result<serde_json::Value> {
+    let Some(arg) = arg else { return Ok(serde_json::Value::Null) };
+    if let Ok(v) = serde_json::from_str(arg) {
+        return Ok(v);
+    }
+    let text = std::fs::read_to_string(arg).with_context(|| format!("--config is neither JSON nor a readable file: {arg}"))?;
+    serde_json::from_str(&text).with_context(|| format!("{arg} is not valid JSON"))
+}
+
+async fn plugin_run(
+    plugin: &Path,
+    event: &Path,
+    config: Option<&str>,
+    url: &str,
+    limits: PluginLimits,
+) -> Result<ExitCode> {
+    let wasm = std::fs::read(plugin).with_context(|| format!("cannot read {}", plugin.display()))?;
+    let text = std::fs::read_to_string(event).with_context(|| format!("cannot read {}", event.display()))?;
+    let now = SystemClock.now();
+    let event = dry_run::parse_event(&text, now).with_context(|| event.display().to_string())?;
+    let config = read_plugin_config(config)?;
+    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    let loaded = runtime.load(&wasm).with_context(|| plugin.display().to_string())?;
+    let run = dry_run::run(&runtime, &loaded, limits, &event, config, url, now).await?;
+    let code = match (&run.report.result, run.request) {
+        (Ok(Outcome::Deliver(_)), Some(Ok(req))) => {
+            println!("deliver: POST {}", req.url);
+            for (name, value) in &req.headers {
+                println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
+            }
+            println!();
+            println!("{}", String::from_utf8_lossy(&req.body));
+            ExitCode::SUCCESS
+        }
+        (Ok(Outcome::Deliver(_)), Some(Err(e))) => {
+            println!("transform_failed: {e}");
+            ExitCode::FAILURE
+        }
+        (Ok(Outcome::Skip(reason)), _) => {
+            println!("skip: {reason}");
+            ExitCode::SUCCESS
+        }
+        (Ok(Outcome::Deliver(_)), None) => bail!("a delivered transform produced no request"),
+        (Err(e), _) => {
+            println!("transform_failed: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    if !run.report.logs.is_empty() {
+        println!();
+        println!("plugin logs:");
+        for line in &run.report.logs {
+            println!("[{}] {}", line.level, line.message);
+        }
+    }
+    println!();
+    println!("transform took {:?}", run.report.duration);
+    Ok(code)
+}

@@ -1,0 +1,263 @@
+//! The domain records: events, subscriptions, deliveries and attempts.
+//!
+//! These are what the store keeps and what the API shows; serde gives both
+//! shapes (the stored JSON and the API's JSON are the same document). States
+//! are enums, not strings, so a typo cannot invent a new state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
+
+/// An ingested event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    /// The source's own id, used to make ingest idempotent.
+    pub source_id: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: Tenant,
+    pub timestamp: Timestamp,
+    pub content_type: String,
+    /// Any JSON for JSON content types; a string holding the document otherwise.
+    pub payload: serde_json::Value,
+}
+
+impl Event {
+    /// True when the content type is JSON (`application/json`, `...+json`).
+    pub fn is_json(&self) -> bool {
+        is_json_content_type(&self.content_type)
+    }
+
+    /// The payload as the bytes a plugin sees: JSON text, or the document itself.
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        match (&self.payload, self.is_json()) {
+            (serde_json::Value::String(s), false) => s.as_bytes().to_vec(),
+            (v, _) => serde_json::to_vec(v).unwrap_or_default(),
+        }
+    }
+}
+
+/// `application/json`, `application/cloudevents+json` and the like, parameters ignored.
+pub fn is_json_content_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// Who owns a subscription's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedBy {
+    /// Created through the HTTP API; the API may change it.
+    Api,
+    /// Declared in the admin's TOML; reconciled at start, read-only over the API.
+    Config,
+}
+
+/// A receiver of a tenant's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub tenant: Tenant,
+    pub url: String,
+    /// Exact event types or patterns (`project.*`, `*`).
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub enabled: bool,
+    /// Why hookshape disabled it (410, too many failures); null when enabled or disabled by hand.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    #[serde(default)]
+    pub ordered: bool,
+    #[serde(default)]
+    pub plugin: Option<PluginName>,
+    #[serde(default)]
+    pub plugin_config: serde_json::Value,
+    /// `whsec_` + base64 key.
+    pub secret: String,
+    pub managed_by: ManagedBy,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Finally-failed deliveries in a row, for `disable_after_failures`.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+}
+
+impl Subscription {
+    /// Does this subscription want events of this type?
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.events.iter().any(|p| pattern_matches(p, event_type))
+    }
+}
+
+/// `*` matches everything; a trailing `*` matches any suffix (`project.*`);
+/// anything else matches exactly.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub fn is_final(self) -> bool {
+        self != DeliveryState::Pending
+    }
+}
+
+/// One event on its way to one subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub tenant: Tenant,
+    pub event_id: EventId,
+    pub subscription_id: SubscriptionId,
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due; null once the state is final.
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Will be retried, or has given up.
+    Failed,
+    /// The plugin chose not to send; its reason is in `error`.
+    Skipped,
+    /// Plugin error, trap, timeout or memory cap.
+    TransformFailed,
+    /// The target resolved to an address hookshape may not call.
+    Refused,
+}
+
+/// A plugin log line kept on the attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: String,
+    pub message: String,
+}
+
+/// One try at a delivery, with everything needed to debug it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub tenant: Tenant,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub subscription_id: SubscriptionId,
+    pub created_at: Timestamp,
+    /// Counts from 1 within a delivery.
+    pub attempt: u32,
+    pub outcome: AttemptOutcome,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub request_headers: BTreeMap<String, String>,
+    pub request_body: Option<String>,
+    #[serde(default)]
+    pub request_body_truncated: bool,
+    pub response_body: Option<String>,
+    #[serde(default)]
+    pub response_body_truncated: bool,
+    pub plugin_logs: Vec<LogLine>,
+    /// The plugin version that ran, when one did.
+    #[serde(default)]
+    pub plugin_sha256: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Bodies kept on attempts are cut here.
+pub const KEPT_BODY_BYTES: usize = 64 * 1024;
+
+/// A body as kept on an attempt: at most [`KEPT_BODY_BYTES`], lossy UTF-8, and whether it was cut.
+pub fn kept_body(bytes: &[u8]) -> (String, bool) {
+    let cut = bytes.len() > KEPT_BODY_BYTES;
+    let kept = &bytes[..bytes.len().min(KEPT_BODY_BYTES)];
+    (String::from_utf8_lossy(kept).into_owned(), cut)
+}
+
+/// Headers that neither a subscription nor a plugin may set: hookshape owns
+/// the signature headers and the transport framing.
+pub fn is_reserved_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("webhook-")
+        || matches!(
+            name.as_str(),
+            "content-length" | "host" | "transfer-encoding"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_refused_in_any_case() {
+        assert!(is_reserved_header("Webhook-Signature"));
+        assert!(is_reserved_header("content-length"));
+        assert!(is_reserved_header("HOST"));
+        assert!(is_reserved_header("Transfer-Encoding"));
+        assert!(!is_reserved_header("x-team"));
+        assert!(!is_reserved_header("content-type"));
+    }
+
+    #[test]
+    fn patterns_match_exact_prefix_and_all() {
+        assert!(pattern_matches("*", "anything"));
+        assert!(pattern_matches("project.*", "project.published"));
+        assert!(!pattern_matches("project.*", "projects"));
+        assert!(pattern_matches(
+            "report_run_completed",
+            "report_run_completed"
+        ));
+        assert!(!pattern_matches(
+            "report_run_completed",
+            "report_run_completed2"
+        ));
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/cloudevents+json"));
+        assert!(!is_json_content_type("application/xml"));
+    }
+
+    #[test]
+    fn kept_bodies_are_cut_and_marked() {
+        let (s, cut) = kept_body(b"short");
+        assert_eq!((s.as_str(), cut), ("short", false));
+        let big = vec![b'x'; KEPT_BODY_BYTES + 10];
+        let (s, cut) = kept_body(&big);
+        assert_eq!(s.len(), KEPT_BODY_BYTES);
+        assert!(cut);
+    }
+}

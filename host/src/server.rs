@@ -1,0 +1,156 @@
+//! Assembling and running the dispatcher: open the store, load plugins,
+//! reconcile the config's subscriptions, then serve the API and run the
+//! delivery engine until asked to stop.
+//!
+//! Shutdown order: stop taking requests, let in-flight deliveries finish
+//! (up to the attempt timeout; the rest stay queued for the next start),
+//! then flush sled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::delivery::{Context, Engine, Settings};
+use crate::http_client::{ClientOptions, HttpClient};
+use crate::metrics::Metrics;
+use crate::plugin::PluginRuntime;
+use crate::registry::PluginRegistry;
+use crate::store::Store;
+
+/// The `user-agent` of every outgoing request.
+pub const USER_AGENT: &str = concat!("hookshape/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("no [[auth.tokens]] are configured, so the API would be open to anyone: listen on a loopback address or add tokens (listen = {0})")]
+    OpenAccessNotLoopback(SocketAddr),
+    #[error("cannot open the data directory {path}: {source}")]
+    Store { path: String, source: crate::store::StoreError },
+    #[error("cannot set up plugins: {0}")]
+    Plugins(String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    #[error("the config's subscriptions cannot be applied: {0}")]
+    Reconcile(crate::app::AppError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+}
+
+/// A started server; dropping it does not stop it, [`Running::shutdown`] does.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinHandle<()>,
+    store: Store,
+}
+
+impl Running {
+    /// Stops taking requests, drains deliveries, flushes storage.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        self.wait().await;
+    }
+
+    /// Runs until a shutdown is requested elsewhere (see [`Running::stopper`]).
+    pub async fn wait(self) {
+        if let Err(e) = self.tasks.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+        if let Err(e) = self.store.durable().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    /// A handle that requests shutdown (for signal handlers).
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Builds everything from the config and starts serving.
+pub async fn start(config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+    let listen = config.server.listen;
+    if config.auth.tokens.is_empty() {
+        if !listen.ip().is_loopback() {
+            return Err(ServerError::OpenAccessNotLoopback(listen));
+        }
+        tracing::warn!(%listen, "no API tokens configured: open access on a loopback address");
+    }
+    let data = &config.storage.path;
+    let store = Store::open(data).map_err(|source| ServerError::Store { path: data.display().to_string(), source })?;
+    let runtime = PluginRuntime::new(Some(&data.join("plugin-cache"))).map_err(|e| ServerError::Plugins(e.to_string()))?;
+    let plugins = Arc::new(PluginRegistry::new(runtime, store.clone()));
+    let mut problems: Vec<String> = plugins.load_config(&config.plugins).iter().map(|e| e.to_string()).collect();
+    match plugins.load_stored() {
+        Ok(errors) => {
+            // An uploaded plugin that no longer loads (e.g. after an engine
+            // upgrade broke it) must not keep the server down: it is logged,
+            // and its subscriptions record transform failures until replaced.
+            for e in errors {
+                tracing::error!(error = %e, "an uploaded plugin failed to load");
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    if !problems.is_empty() {
+        return Err(ServerError::Plugins(problems.join("; ")));
+    }
+    let extra_roots_pem = match &config.delivery.extra_ca_file {
+        Some(path) => Some(
+            std::fs::read(path).map_err(|source| ServerError::Read { path: path.display().to_string(), source })?,
+        ),
+        None => None,
+    };
+    let client = HttpClient::new(ClientOptions {
+        timeout: config.delivery.timeout,
+        allow_private_targets: config.delivery.allow_private_targets,
+        extra_roots_pem,
+        user_agent: USER_AGENT.to_owned(),
+    })
+    .map_err(|e| ServerError::Client(e.to_string()))?;
+    let ctx = Arc::new(Context {
+        store: store.clone(),
+        clock,
+        client,
+        plugins,
+        metrics: Arc::new(Metrics::new()),
+        settings: Settings {
+            retry_schedule: config.delivery.retry_schedule.clone(),
+            disable_after_failures: config.delivery.disable_after_failures,
+            max_in_flight: config.delivery.max_in_flight,
+        },
+    });
+    let engine = Engine::new(ctx.clone());
+    let grace = config.delivery.timeout;
+    let declared = config.subscriptions.clone();
+    let app = App::new(config, ctx, engine.waker());
+    let report = app.reconcile(&declared).await.map_err(ServerError::Reconcile)?;
+    tracing::info!(added = report.added, changed = report.changed, removed = report.removed, "config subscriptions reconciled");
+
+    let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: listen, source })?;
+    let (shutdown, rx) = watch::channel(false);
+    let router = crate::api::router(app.clone());
+    let mut http_rx = rx.clone();
+    let tasks = tokio::spawn(async move {
+        let http = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = http_rx.wait_for(|stop| *stop).await;
+        });
+        let engine = engine.run(rx, grace);
+        let (served, ()) = tokio::join!(http.into_future(), engine);
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the API server failed");
+        }
+    });
+    tracing::info!(%addr, "hookshape is listening");
+    Ok(Running { addr, app, shutdown, tasks, store })
+}

@@ -1,0 +1,1163 @@
+//! Durable state in sled: subscriptions, events, deliveries, the due-time
+//! queue, attempts and uploaded plugins.
+//!
+//! Trees and key encodings (`\0` separates parts; ids never contain it, and
+//! tenants and subscription ids are validated slugs):
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `subscriptions` | `tenant \0 sub_id` | JSON [`Subscription`] |
+//! | `events` | `evt_id` | JSON [`Event`] |
+//! | `source_ids` | `tenant \0 source id` | JSON [`Receipt`] of the first ingest |
+//! | `deliveries` | `dlv_id` | JSON [`Delivery`] |
+//! | `event_deliveries` | `evt_id \0 dlv_id` | empty |
+//! | `queue` | `due ms (u64 big-endian) dlv_id` | empty: runnable pending deliveries, earliest first |
+//! | `sub_pending` | `tenant \0 sub_id \0 dlv_id` | empty: every pending delivery, in ingest order |
+//! | `attempts` | `att_id` | JSON [`Attempt`] |
+//! | `sub_attempts` | `tenant \0 sub_id \0 att_id` | empty: per-subscription listing, by time |
+//! | `plugins` | `name` | JSON [`PluginRecord`] |
+//! | `plugin_blobs` | `sha256 hex` | the component bytes |
+//!
+//! Every multi-record change (ingest, finishing an attempt, cancelling) is one
+//! sled transaction across the trees it touches, so a crash leaves either all
+//! of it or none. Durability is explicit: [`Store::durable`] waits for a flush
+//! that covers every write made before the call, and concurrent callers share
+//! one flush (group commit) instead of paying one each.
+//!
+//! A delivery is in `queue` while it may run; an `ordered` subscription's
+//! deliveries wait in `sub_pending` only, and the head is queued when the one
+//! before it finishes. Ids sort by time, so `sub_pending` order is ingest order.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use tokio::sync::watch;
+
+use crate::clock::Timestamp;
+use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
+use crate::model::{Attempt, Delivery, DeliveryState, Event, Subscription};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored record {key} is unreadable: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The answer given to a source for an ingested event; repeated for a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: EventId,
+    pub deliveries: usize,
+}
+
+/// What ingesting did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    New(Receipt),
+    /// The tenant already had an event with this source id: its first receipt.
+    Duplicate(Receipt),
+}
+
+/// Where an uploaded or configured plugin came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginSource {
+    Config,
+    Api,
+}
+
+/// A named plugin version kept in sled (uploaded through the API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub name: PluginName,
+    pub sha256: String,
+    pub size: usize,
+    pub updated_at: Timestamp,
+}
+
+/// Everything that changes when an attempt ends, written at once.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub attempt: Attempt,
+    /// The delivery after the attempt: still pending with a new due time, or final.
+    pub delivery: Delivery,
+    /// The subscription, when the attempt changed it (failure count, disabling).
+    pub subscription: Option<Subscription>,
+}
+
+/// A page of attempts, newest first, and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptSlice {
+    pub attempts: Vec<Attempt>,
+    pub next: Option<AttemptId>,
+}
+
+/// Due work found by [`Store::due`].
+#[derive(Debug, Default, PartialEq)]
+pub struct DueWork {
+    pub ready: Vec<DeliveryId>,
+    /// When the earliest not-yet-due (or skipped) entry falls due, if any.
+    pub next_due: Option<Timestamp>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    subscriptions: sled::Tree,
+    events: sled::Tree,
+    source_ids: sled::Tree,
+    deliveries: sled::Tree,
+    event_deliveries: sled::Tree,
+    queue: sled::Tree,
+    sub_pending: sled::Tree,
+    attempts: sled::Tree,
+    sub_attempts: sled::Tree,
+    plugins: sled::Tree,
+    plugin_blobs: sled::Tree,
+    index: RwLock<SubscriptionIndex>,
+    /// Serialises changes to ordered subscriptions' heads: picking the next
+    /// delivery needs a range scan, which sled transactions cannot do.
+    ordered: Mutex<()>,
+    commit: Arc<GroupCommit>,
+}
+
+fn key2(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn key3(a: &str, b: &str, c: &str) -> Vec<u8> {
+    let mut k = key2(a, b);
+    k.push(0);
+    k.extend_from_slice(c.as_bytes());
+    k
+}
+
+fn prefix2(a: &str, b: &str) -> Vec<u8> {
+    let mut k = key2(a, b);
+    k.push(0);
+    k
+}
+
+fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.as_str().len());
+    k.extend_from_slice(&due.as_millis().to_be_bytes());
+    k.extend_from_slice(id.as_str().as_bytes());
+    k
+}
+
+fn parse_queue_key(k: &[u8]) -> Option<(Timestamp, DeliveryId)> {
+    let due = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    let id = std::str::from_utf8(&k[8..]).ok()?.parse().ok()?;
+    Some((Timestamp(due), id))
+}
+
+/// The last `\0`-separated part of a key.
+fn last_part(k: &[u8]) -> &str {
+    let start = k.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+    std::str::from_utf8(&k[start..]).unwrap_or_default()
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialise to JSON")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+fn tx_decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> TxResult<T> {
+    decode(key, bytes).map_err(ConflictableTransactionError::Abort)
+}
+
+fn untx<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+fn put_delivery(
+    deliveries: &TransactionalTree,
+    queue: &TransactionalTree,
+    d: &Delivery,
+    queued: bool,
+) -> TxResult<()> {
+    deliveries.insert(d.id.as_str().as_bytes(), encode(d))?;
+    if queued && let Some(due) = d.next_attempt_at {
+        queue.insert(queue_key(due, &d.id), &[][..])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            // Writers wait for explicit group-committed flushes instead.
+            .flush_every_ms(None)
+            .open()?;
+        let tree = |name: &str| db.open_tree(name);
+        let inner = Inner {
+            subscriptions: tree("subscriptions")?,
+            events: tree("events")?,
+            source_ids: tree("source_ids")?,
+            deliveries: tree("deliveries")?,
+            event_deliveries: tree("event_deliveries")?,
+            queue: tree("queue")?,
+            sub_pending: tree("sub_pending")?,
+            attempts: tree("attempts")?,
+            sub_attempts: tree("sub_attempts")?,
+            plugins: tree("plugins")?,
+            plugin_blobs: tree("plugin_blobs")?,
+            index: RwLock::new(SubscriptionIndex::default()),
+            ordered: Mutex::new(()),
+            commit: GroupCommit::start(db.clone()),
+            db,
+        };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
+        let all = store.all_subscriptions()?;
+        store.index_write().rebuild(all);
+        Ok(store)
+    }
+
+    /// Waits until everything written before this call is on disk.
+    pub async fn durable(&self) -> Result<()> {
+        self.inner.commit.wait().await
+    }
+
+    fn index_write(&self) -> std::sync::RwLockWriteGuard<'_, SubscriptionIndex> {
+        self.inner.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ordered_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.ordered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // --- subscriptions ---
+
+    pub fn put_subscription(&self, sub: &Subscription) -> Result<()> {
+        let key = key2(sub.tenant.as_str(), sub.id.as_str());
+        self.inner.subscriptions.insert(key, encode(sub))?;
+        self.index_write().put(sub.clone());
+        Ok(())
+    }
+
+    pub fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>> {
+        let key = key2(tenant.as_str(), id.as_str());
+        self.inner
+            .subscriptions
+            .get(&key)?
+            .map(|v| decode(&key, &v))
+            .transpose()
+    }
+
+    pub fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>> {
+        let prefix = key2(tenant.as_str(), "");
+        self.inner
+            .subscriptions
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
+        self.inner
+            .subscriptions
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// The tenant's enabled subscriptions that want this event type.
+    pub fn matching_subscriptions(
+        &self,
+        tenant: &Tenant,
+        event_type: &str,
+    ) -> Vec<Arc<Subscription>> {
+        let index = self.inner.index.read().unwrap_or_else(|e| e.into_inner());
+        index.matching(tenant, event_type)
+    }
+
+    /// Removes the subscription and cancels its pending deliveries.
+    pub fn delete_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.cancel_pending(tenant, id, now)?;
+        let existed = self
+            .inner
+            .subscriptions
+            .remove(key2(tenant.as_str(), id.as_str()))?
+            .is_some();
+        self.index_write().remove(tenant, id);
+        Ok(existed)
+    }
+
+    /// Marks every pending delivery of the subscription `cancelled`.
+    pub fn cancel_pending(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+        _now: Timestamp,
+    ) -> Result<usize> {
+        let _ordered = self.ordered_lock();
+        let prefix = prefix2(tenant.as_str(), id.as_str());
+        let mut cancelled = 0;
+        for kv in self.inner.sub_pending.scan_prefix(&prefix) {
+            let (pending_key, _) = kv?;
+            let Ok(dlv_id) = last_part(&pending_key).parse::<DeliveryId>() else {
+                continue;
+            };
+            let i = &self.inner;
+            untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
+                |(deliveries, queue, sub_pending)| {
+                    sub_pending.remove(&*pending_key)?;
+                    let Some(raw) = deliveries.get(dlv_id.as_str())? else {
+                        return Ok(());
+                    };
+                    let mut d: Delivery = tx_decode(dlv_id.as_str().as_bytes(), &raw)?;
+                    if let Some(due) = d.next_attempt_at {
+                        queue.remove(queue_key(due, &d.id))?;
+                    }
+                    d.state = DeliveryState::Cancelled;
+                    d.next_attempt_at = None;
+                    deliveries.insert(d.id.as_str().as_bytes(), encode(&d))?;
+                    Ok(())
+                },
+            ))?;
+            cancelled += 1;
+        }
+        Ok(cancelled)
+    }
+
+    // --- events and deliveries ---
+
+    /// Stores the event and its deliveries in one transaction, unless the
+    /// tenant already has an event with the same source id. Not yet durable:
+    /// await [`Store::durable`] before acknowledging.
+    pub fn ingest(&self, event: &Event, deliveries: &[(Delivery, bool)]) -> Result<Ingested> {
+        // `bool`: the delivery's subscription is ordered.
+        let has_ordered = deliveries.iter().any(|(_, ordered)| *ordered);
+        let _ordered = has_ordered.then(|| self.ordered_lock());
+        // Which ordered deliveries become their subscription's head: decided
+        // under the lock, before the transaction, since it needs a scan.
+        let mut queued = Vec::with_capacity(deliveries.len());
+        for (d, ordered) in deliveries {
+            let head = !*ordered
+                || self
+                    .inner
+                    .sub_pending
+                    .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
+                    .next()
+                    .is_none();
+            queued.push(head);
+        }
+        let receipt = Receipt {
+            id: event.id.clone(),
+            deliveries: deliveries.len(),
+        };
+        let source_key = event
+            .source_id
+            .as_deref()
+            .map(|s| key2(event.tenant.as_str(), s));
+        let i = &self.inner;
+        untx(
+            (
+                &i.events,
+                &i.source_ids,
+                &i.deliveries,
+                &i.event_deliveries,
+                &i.queue,
+                &i.sub_pending,
+            )
+                .transaction(
+                    |(events, source_ids, dtree, event_deliveries, queue, sub_pending)| {
+                        if let Some(key) = &source_key {
+                            if let Some(first) = source_ids.get(key)? {
+                                return Ok(Ingested::Duplicate(tx_decode(key, &first)?));
+                            }
+                            source_ids.insert(key.as_slice(), encode(&receipt))?;
+                        }
+                        events.insert(event.id.as_str().as_bytes(), encode(event))?;
+                        for ((d, _), &head) in deliveries.iter().zip(&queued) {
+                            put_delivery(dtree, queue, d, head)?;
+                            event_deliveries
+                                .insert(key2(event.id.as_str(), d.id.as_str()), &[][..])?;
+                            sub_pending.insert(
+                                key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str()),
+                                &[][..],
+                            )?;
+                        }
+                        Ok(Ingested::New(receipt.clone()))
+                    },
+                ),
+        )
+    }
+
+    pub fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+        let key = id.as_str().as_bytes();
+        self.inner
+            .events
+            .get(key)?
+            .map(|v| decode(key, &v))
+            .transpose()
+    }
+
+    pub fn event_deliveries(&self, id: &EventId) -> Result<Vec<Delivery>> {
+        let prefix = key2(id.as_str(), "");
+        let mut out = Vec::new();
+        for kv in self.inner.event_deliveries.scan_prefix(prefix) {
+            let (k, _) = kv?;
+            if let Ok(dlv) = last_part(&k).parse::<DeliveryId>()
+                && let Some(d) = self.get_delivery(&dlv)?
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+        let key = id.as_str().as_bytes();
+        self.inner
+            .deliveries
+            .get(key)?
+            .map(|v| decode(key, &v))
+            .transpose()
+    }
+
+    /// Adds one more delivery of a stored event (a resend), queued at its due time.
+    pub fn add_delivery(&self, d: &Delivery, ordered: bool) -> Result<()> {
+        let _ordered = ordered.then(|| self.ordered_lock());
+        let head = !ordered
+            || self
+                .inner
+                .sub_pending
+                .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
+                .next()
+                .is_none();
+        let i = &self.inner;
+        untx(
+            (&i.deliveries, &i.event_deliveries, &i.queue, &i.sub_pending).transaction(
+                |(dtree, event_deliveries, queue, sub_pending)| {
+                    put_delivery(dtree, queue, d, head)?;
+                    event_deliveries.insert(key2(d.event_id.as_str(), d.id.as_str()), &[][..])?;
+                    sub_pending.insert(
+                        key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str()),
+                        &[][..],
+                    )?;
+                    Ok(())
+                },
+            ),
+        )
+    }
+
+    /// Runnable deliveries due at `now`, earliest first, at most `limit`,
+    /// passing over those `skip` says are already running.
+    pub fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: impl Fn(&DeliveryId) -> bool,
+    ) -> Result<DueWork> {
+        let mut work = DueWork::default();
+        for kv in self.inner.queue.iter() {
+            let (k, _) = kv?;
+            let Some((due, id)) = parse_queue_key(&k) else {
+                continue;
+            };
+            if due > now {
+                work.next_due = Some(work.next_due.map_or(due, |n| n.min(due)));
+                break;
+            }
+            if skip(&id) {
+                continue;
+            }
+            if work.ready.len() == limit {
+                work.next_due = Some(due);
+                break;
+            }
+            work.ready.push(id);
+        }
+        Ok(work)
+    }
+
+    /// Number of runnable queued deliveries (for the queue-depth gauge).
+    pub fn queue_len(&self) -> usize {
+        self.inner.queue.len()
+    }
+
+    /// Records an attempt and its consequences in one transaction. When the
+    /// delivery ends and its subscription is ordered, the next pending delivery
+    /// of that subscription is queued at `now`. A delivery that was cancelled
+    /// while the attempt ran keeps its state; the attempt is still recorded.
+    pub fn finish_attempt(
+        &self,
+        result: &AttemptResult,
+        ordered: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        let d = &result.delivery;
+        let a = &result.attempt;
+        let _ordered = ordered.then(|| self.ordered_lock());
+        let pending_key = key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str());
+        // The next head, found before the transaction (the lock keeps it valid).
+        let next_head = if ordered && d.state.is_final() {
+            let prefix = prefix2(d.tenant.as_str(), d.subscription_id.as_str());
+            let mut next = None;
+            for kv in self.inner.sub_pending.scan_prefix(&prefix) {
+                let (k, _) = kv?;
+                if k != pending_key {
+                    next = last_part(&k).parse::<DeliveryId>().ok();
+                    break;
+                }
+            }
+            next
+        } else {
+            None
+        };
+        let i = &self.inner;
+        untx(
+            (
+                &i.deliveries,
+                &i.queue,
+                &i.sub_pending,
+                &i.attempts,
+                &i.sub_attempts,
+                &i.subscriptions,
+            )
+                .transaction(
+                    |(dtree, queue, sub_pending, attempts, sub_attempts, subscriptions)| {
+                        attempts.insert(a.id.as_str().as_bytes(), encode(a))?;
+                        sub_attempts.insert(
+                            key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
+                            &[][..],
+                        )?;
+                        let Some(raw) = dtree.get(d.id.as_str())? else {
+                            return Ok(());
+                        };
+                        let before: Delivery = tx_decode(d.id.as_str().as_bytes(), &raw)?;
+                        if let Some(due) = before.next_attempt_at {
+                            queue.remove(queue_key(due, &before.id))?;
+                        }
+                        if before.state != DeliveryState::Pending {
+                            return Ok(());
+                        }
+                        put_delivery(dtree, queue, d, true)?;
+                        if d.state.is_final() {
+                            sub_pending.remove(pending_key.as_slice())?;
+                            if let Some(next) = &next_head
+                                && let Some(raw) = dtree.get(next.as_str())?
+                            {
+                                let mut n: Delivery = tx_decode(next.as_str().as_bytes(), &raw)?;
+                                n.next_attempt_at = Some(now.max(n.next_attempt_at.unwrap_or(now)));
+                                put_delivery(dtree, queue, &n, true)?;
+                            }
+                        }
+                        if let Some(sub) = &result.subscription {
+                            subscriptions
+                                .insert(key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))?;
+                        }
+                        Ok(())
+                    },
+                ),
+        )?;
+        if let Some(sub) = &result.subscription {
+            self.index_write().put(sub.clone());
+        }
+        Ok(())
+    }
+
+    // --- attempts ---
+
+    pub fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>> {
+        let key = id.as_str().as_bytes();
+        self.inner
+            .attempts
+            .get(key)?
+            .map(|v| decode(key, &v))
+            .transpose()
+    }
+
+    /// The subscription's attempts, newest first, strictly older than `before`.
+    pub fn list_attempts(
+        &self,
+        tenant: &Tenant,
+        sub: &SubscriptionId,
+        limit: usize,
+        before: Option<&AttemptId>,
+    ) -> Result<AttemptSlice> {
+        let prefix = prefix2(tenant.as_str(), sub.as_str());
+        let end = match before {
+            Some(b) => key3(tenant.as_str(), sub.as_str(), b.as_str()),
+            None => {
+                let mut e = prefix.clone();
+                e.push(0xff);
+                e
+            }
+        };
+        let mut attempts = Vec::with_capacity(limit.min(256));
+        let mut next = None;
+        for kv in self
+            .inner
+            .sub_attempts
+            .range(prefix.as_slice()..end.as_slice())
+            .rev()
+        {
+            let (k, _) = kv?;
+            let Ok(id) = last_part(&k).parse::<AttemptId>() else {
+                continue;
+            };
+            if attempts.len() == limit {
+                next = attempts.last().map(|a: &Attempt| a.id.clone());
+                break;
+            }
+            if let Some(a) = self.get_attempt(&id)? {
+                attempts.push(a);
+            }
+        }
+        Ok(AttemptSlice { attempts, next })
+    }
+
+    // --- plugins ---
+
+    pub fn put_plugin(&self, record: &PluginRecord, wasm: &[u8]) -> Result<()> {
+        let i = &self.inner;
+        untx(
+            (&i.plugins, &i.plugin_blobs).transaction(|(plugins, blobs)| {
+                blobs.insert(record.sha256.as_bytes(), wasm)?;
+                plugins.insert(record.name.as_str().as_bytes(), encode(record))?;
+                Ok(())
+            }),
+        )
+    }
+
+    pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
+        self.inner
+            .plugins
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .inner
+            .plugin_blobs
+            .get(sha256.as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+}
+
+/// Enabled subscriptions by tenant and event type, so matching an event costs
+/// a hash lookup plus the tenant's wildcard patterns, not a scan of them all.
+#[derive(Default)]
+struct SubscriptionIndex {
+    tenants: HashMap<Tenant, TenantIndex>,
+}
+
+#[derive(Default)]
+struct TenantIndex {
+    all: Vec<Arc<Subscription>>,
+    exact: HashMap<String, Vec<Arc<Subscription>>>,
+    patterns: Vec<Arc<Subscription>>,
+}
+
+impl TenantIndex {
+    fn build(all: Vec<Arc<Subscription>>) -> Self {
+        let mut t = TenantIndex {
+            all,
+            ..Default::default()
+        };
+        for sub in t.all.iter().filter(|s| s.enabled) {
+            if sub.events.iter().any(|p| p.ends_with('*')) {
+                t.patterns.push(sub.clone());
+            }
+            for exact in sub.events.iter().filter(|p| !p.ends_with('*')) {
+                let list = t.exact.entry(exact.clone()).or_default();
+                if !list.iter().any(|s| s.id == sub.id) {
+                    list.push(sub.clone());
+                }
+            }
+        }
+        t
+    }
+}
+
+impl SubscriptionIndex {
+    fn rebuild(&mut self, subs: Vec<Subscription>) {
+        let mut by_tenant: HashMap<Tenant, Vec<Arc<Subscription>>> = HashMap::new();
+        for s in subs {
+            by_tenant
+                .entry(s.tenant.clone())
+                .or_default()
+                .push(Arc::new(s));
+        }
+        self.tenants = by_tenant
+            .into_iter()
+            .map(|(t, all)| (t, TenantIndex::build(all)))
+            .collect();
+    }
+
+    fn put(&mut self, sub: Subscription) {
+        let tenant = sub.tenant.clone();
+        let mut all = self
+            .tenants
+            .remove(&tenant)
+            .map(|t| t.all)
+            .unwrap_or_default();
+        all.retain(|s| s.id != sub.id);
+        all.push(Arc::new(sub));
+        self.tenants.insert(tenant, TenantIndex::build(all));
+    }
+
+    fn remove(&mut self, tenant: &Tenant, id: &SubscriptionId) {
+        if let Some(t) = self.tenants.remove(tenant) {
+            let all: Vec<_> = t.all.into_iter().filter(|s| &s.id != id).collect();
+            self.tenants.insert(tenant.clone(), TenantIndex::build(all));
+        }
+    }
+
+    fn matching(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>> {
+        let Some(t) = self.tenants.get(tenant) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<Subscription>> = t.exact.get(event_type).cloned().unwrap_or_default();
+        for sub in t.patterns.iter().filter(|s| s.matches(event_type)) {
+            if !out.iter().any(|s| s.id == sub.id) {
+                out.push(sub.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Group commit: writers take a ticket after writing; one flusher thread
+/// flushes and publishes the highest ticket the flush covered.
+struct GroupCommit {
+    written: AtomicU64,
+    flushed: watch::Sender<u64>,
+    failed: watch::Sender<Option<String>>,
+    kick: (Mutex<bool>, Condvar),
+}
+
+impl GroupCommit {
+    fn start(db: sled::Db) -> Arc<Self> {
+        let gc = Arc::new(GroupCommit {
+            written: AtomicU64::new(0),
+            flushed: watch::Sender::new(0),
+            failed: watch::Sender::new(None),
+            kick: (Mutex::new(false), Condvar::new()),
+        });
+        let weak = Arc::downgrade(&gc);
+        std::thread::Builder::new()
+            .name("hookshape-flush".into())
+            .spawn(move || Self::run(weak, db))
+            .expect("spawn the flush thread");
+        gc
+    }
+
+    fn run(gc: Weak<GroupCommit>, db: sled::Db) {
+        loop {
+            let Some(gc) = gc.upgrade() else { return };
+            {
+                let (lock, cvar) = &gc.kick;
+                let mut kicked = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while !*kicked {
+                    let (guard, timeout) = cvar
+                        .wait_timeout(kicked, Duration::from_millis(200))
+                        .unwrap_or_else(|e| e.into_inner());
+                    kicked = guard;
+                    // Wake now and then so the thread ends when the store is dropped.
+                    if timeout.timed_out() && Arc::strong_count(&gc) == 1 {
+                        return;
+                    }
+                }
+                *kicked = false;
+            }
+            let target = gc.written.load(Ordering::SeqCst);
+            match db.flush() {
+                Ok(_) => {
+                    gc.failed.send_replace(None);
+                    gc.flushed.send_replace(target);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "flushing storage failed; retrying");
+                    gc.failed.send_replace(Some(e.to_string()));
+                    std::thread::sleep(Duration::from_millis(50));
+                    *gc.kick.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                }
+            }
+        }
+    }
+
+    async fn wait(&self) -> Result<()> {
+        let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        {
+            let (lock, cvar) = &self.kick;
+            *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            cvar.notify_one();
+        }
+        let mut flushed = self.flushed.subscribe();
+        let mut failed = self.failed.subscribe();
+        loop {
+            if *flushed.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            if let Some(e) = failed.borrow_and_update().clone() {
+                return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(e))));
+            }
+            tokio::select! {
+                r = flushed.changed() => if r.is_err() { return Ok(()) },
+                r = failed.changed() => if r.is_err() { return Ok(()) },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AttemptOutcome, ManagedBy};
+
+    fn tenant() -> Tenant {
+        "acme".parse().unwrap()
+    }
+
+    fn sub(id: &str, events: &[&str], ordered: bool) -> Subscription {
+        Subscription {
+            id: id.parse().unwrap(),
+            tenant: tenant(),
+            url: "https://example.com/hook".into(),
+            events: events.iter().map(|s| s.to_string()).collect(),
+            description: None,
+            headers: Default::default(),
+            enabled: true,
+            disabled_reason: None,
+            ordered,
+            plugin: None,
+            plugin_config: serde_json::Value::Null,
+            secret: "whsec_x".into(),
+            managed_by: ManagedBy::Api,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            consecutive_failures: 0,
+        }
+    }
+
+    fn event(source_id: Option<&str>) -> Event {
+        Event {
+            id: EventId::generate(),
+            source_id: source_id.map(String::from),
+            event_type: "project.published".into(),
+            tenant: tenant(),
+            timestamp: Timestamp(1000),
+            content_type: "application/json".into(),
+            payload: serde_json::json!({"a": 1}),
+        }
+    }
+
+    fn delivery(e: &Event, s: &Subscription, due: u64) -> Delivery {
+        Delivery {
+            id: DeliveryId::generate(),
+            tenant: tenant(),
+            event_id: e.id.clone(),
+            subscription_id: s.id.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: Some(Timestamp(due)),
+            created_at: Timestamp(due),
+        }
+    }
+
+    fn attempt_for(d: &Delivery, outcome: AttemptOutcome) -> Attempt {
+        Attempt {
+            id: AttemptId::generate(),
+            tenant: d.tenant.clone(),
+            delivery_id: d.id.clone(),
+            event_id: d.event_id.clone(),
+            event_type: "project.published".into(),
+            subscription_id: d.subscription_id.clone(),
+            created_at: Timestamp(0),
+            attempt: d.attempts + 1,
+            outcome,
+            status_code: Some(200),
+            duration_ms: 1,
+            request_headers: Default::default(),
+            request_body: None,
+            request_body_truncated: false,
+            response_body: None,
+            response_body_truncated: false,
+            plugin_logs: vec![],
+            plugin_sha256: None,
+            error: None,
+        }
+    }
+
+    fn finish(store: &Store, d: &Delivery, state: DeliveryState, ordered: bool, now: u64) {
+        let mut after = d.clone();
+        after.state = state;
+        after.attempts += 1;
+        after.next_attempt_at = (!state.is_final()).then_some(Timestamp(now + 5000));
+        let result = AttemptResult {
+            attempt: attempt_for(d, AttemptOutcome::Delivered),
+            delivery: after,
+            subscription: None,
+        };
+        store
+            .finish_attempt(&result, ordered, Timestamp(now))
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn ingest_is_atomic_idempotent_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("s1", &["project.*"], false);
+        store.put_subscription(&s).unwrap();
+        let e = event(Some("src-1"));
+        let d = delivery(&e, &s, 1000);
+        let first = store.ingest(&e, &[(d.clone(), false)]).unwrap();
+        assert_eq!(
+            first,
+            Ingested::New(Receipt {
+                id: e.id.clone(),
+                deliveries: 1
+            })
+        );
+        let again = event(Some("src-1"));
+        let second = store
+            .ingest(&again, &[(delivery(&again, &s, 1000), false)])
+            .unwrap();
+        assert_eq!(
+            second,
+            Ingested::Duplicate(Receipt {
+                id: e.id.clone(),
+                deliveries: 1
+            })
+        );
+        assert!(
+            store.get_event(&again.id).unwrap().is_none(),
+            "a duplicate stores nothing"
+        );
+        store.durable().await.unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get_event(&e.id).unwrap(), Some(e.clone()));
+        assert_eq!(store.event_deliveries(&e.id).unwrap(), vec![d.clone()]);
+        assert_eq!(
+            store.due(Timestamp(1000), 10, |_| false).unwrap().ready,
+            vec![d.id]
+        );
+        assert_eq!(
+            store
+                .matching_subscriptions(&tenant(), "project.published")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn due_respects_time_limit_and_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("s1", &["*"], false);
+        let e = event(None);
+        let ds: Vec<Delivery> = [300, 100, 200, 900]
+            .iter()
+            .map(|&t| delivery(&e, &s, t))
+            .collect();
+        let with_flags: Vec<_> = ds.iter().map(|d| (d.clone(), false)).collect();
+        store.ingest(&e, &with_flags).unwrap();
+        let work = store.due(Timestamp(500), 10, |_| false).unwrap();
+        assert_eq!(
+            work.ready,
+            vec![ds[1].id.clone(), ds[2].id.clone(), ds[0].id.clone()]
+        );
+        assert_eq!(work.next_due, Some(Timestamp(900)));
+        let work = store.due(Timestamp(500), 1, |id| id == &ds[1].id).unwrap();
+        assert_eq!(work.ready, vec![ds[2].id.clone()]);
+        assert_eq!(work.next_due, Some(Timestamp(300)));
+    }
+
+    #[test]
+    fn ordered_subscriptions_queue_one_head_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("ordered", &["*"], true);
+        store.put_subscription(&s).unwrap();
+        let mut ds = Vec::new();
+        for _ in 0..3 {
+            let e = event(None);
+            let d = delivery(&e, &s, 100);
+            store.ingest(&e, &[(d.clone(), true)]).unwrap();
+            ds.push(d);
+        }
+        assert_eq!(
+            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            vec![ds[0].id.clone()]
+        );
+        // A retry keeps the head; nothing else is released.
+        finish(&store, &ds[0], DeliveryState::Pending, true, 100);
+        assert!(
+            store
+                .due(Timestamp(200), 10, |_| false)
+                .unwrap()
+                .ready
+                .is_empty()
+        );
+        finish(&store, &ds[0], DeliveryState::Failed, true, 200);
+        assert_eq!(
+            store.due(Timestamp(200), 10, |_| false).unwrap().ready,
+            vec![ds[1].id.clone()]
+        );
+        finish(&store, &ds[1], DeliveryState::Delivered, true, 300);
+        assert_eq!(
+            store.due(Timestamp(300), 10, |_| false).unwrap().ready,
+            vec![ds[2].id.clone()]
+        );
+    }
+
+    #[test]
+    fn cancelling_clears_the_queue_and_keeps_late_attempts_from_reviving() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("s1", &["*"], false);
+        store.put_subscription(&s).unwrap();
+        let e = event(None);
+        let d = delivery(&e, &s, 100);
+        store.ingest(&e, &[(d.clone(), false)]).unwrap();
+        assert_eq!(
+            store
+                .cancel_pending(&tenant(), &s.id, Timestamp(100))
+                .unwrap(),
+            1
+        );
+        assert!(
+            store
+                .due(Timestamp(100), 10, |_| false)
+                .unwrap()
+                .ready
+                .is_empty()
+        );
+        finish(&store, &d, DeliveryState::Pending, false, 150);
+        let after = store.get_delivery(&d.id).unwrap().unwrap();
+        assert_eq!(after.state, DeliveryState::Cancelled);
+        assert!(
+            store
+                .due(Timestamp(u64::MAX), 10, |_| false)
+                .unwrap()
+                .ready
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .list_attempts(&tenant(), &s.id, 10, None)
+                .unwrap()
+                .attempts
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn attempts_page_newest_first_with_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("s1", &["*"], false);
+        let e = event(None);
+        let d = delivery(&e, &s, 100);
+        store.ingest(&e, &[(d.clone(), false)]).unwrap();
+        for _ in 0..5 {
+            finish(&store, &d, DeliveryState::Pending, false, 100);
+        }
+        let page1 = store.list_attempts(&tenant(), &s.id, 2, None).unwrap();
+        assert_eq!(page1.attempts.len(), 2);
+        assert!(page1.attempts[0].id > page1.attempts[1].id);
+        let page2 = store
+            .list_attempts(&tenant(), &s.id, 2, page1.next.as_ref())
+            .unwrap();
+        let page3 = store
+            .list_attempts(&tenant(), &s.id, 2, page2.next.as_ref())
+            .unwrap();
+        assert_eq!(page3.attempts.len(), 1);
+        assert_eq!(page3.next, None);
+        assert!(page2.attempts[0].id < page1.attempts[1].id);
+    }
+
+    #[test]
+    fn index_matches_exact_and_patterns_and_ignores_disabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_subscription(&sub("a", &["project.published"], false))
+            .unwrap();
+        store
+            .put_subscription(&sub("b", &["project.*", "project.published"], false))
+            .unwrap();
+        store.put_subscription(&sub("c", &["*"], false)).unwrap();
+        let mut off = sub("d", &["*"], false);
+        off.enabled = false;
+        store.put_subscription(&off).unwrap();
+        let ids = |t: &str| {
+            let mut v: Vec<String> = store
+                .matching_subscriptions(&tenant(), t)
+                .iter()
+                .map(|s| s.id.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids("project.published"), ["a", "b", "c"]);
+        assert_eq!(ids("project.deleted"), ["b", "c"]);
+        assert_eq!(ids("other"), ["c"]);
+        store
+            .delete_subscription(&tenant(), &"c".parse().unwrap(), Timestamp(0))
+            .unwrap();
+        assert_eq!(ids("other"), Vec::<String>::new());
+    }
+}

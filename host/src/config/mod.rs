@@ -1,0 +1,340 @@
+//! The admin's TOML configuration: its typed form ([`Config`]), the embedded
+//! defaults `hookshape serve` runs on without `--config`, and the loader that
+//! checks a file completely, reporting every problem with its file, line and
+//! dotted key (`subscriptions[2].url`) rather than stopping at the first.
+//!
+//! Conventions of the file, beyond the contract's example:
+//! - Durations are strings such as `"250ms"`, `"5s"`, `"1h30m"`
+//!   ([`parse_duration`]); sizes are byte counts or strings such as
+//!   `"32MiB"` or `"10MB"` ([`parse_size`]).
+//! - `auth.tokens[].token` and `subscriptions[].secret` are a literal or
+//!   `env:VAR`, read from the environment at load time.
+//! - A subscription `secret`, when given, is `whsec_` followed by the standard
+//!   base64 of 24 to 64 bytes (Standard Webhooks); leave it out to have one
+//!   generated.
+//! - Subscription ids are unique within their tenant. Array indexes in error
+//!   keys count from 0, as in `subscriptions[0]`.
+//! - `plugins.NAME.path` and `delivery.extra_ca_file` are relative to the
+//!   config file's directory; `storage.path` is relative to the working
+//!   directory, like the `--data` flag that overrides it.
+
+mod reader;
+mod sections;
+#[cfg(test)]
+mod tests;
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use crate::ids::{PluginName, SubscriptionId, Tenant};
+
+pub use units::{parse_duration, parse_size};
+
+/// Everything the admin's file declares.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub delivery: DeliveryConfig,
+    pub plugins: BTreeMap<PluginName, PluginConfig>,
+    pub subscriptions: Vec<SubscriptionConfig>,
+    /// The file this came from; `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Larger event bodies are answered 413.
+    pub max_event_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+/// How the server writes its log lines (`server.log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Plain text for a terminal.
+    #[default]
+    Human,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The sled directory.
+    pub path: PathBuf,
+}
+
+/// `[auth]`; no tokens means open access, which the server allows only on
+/// a loopback address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One `[[auth.tokens]]` entry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// The bearer token itself, with any `env:VAR` already resolved.
+    pub token: String,
+    pub role: Role,
+    pub tenants: Vec<TenantScope>,
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Post events only.
+    Publisher,
+}
+
+/// A tenant a token may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    /// `"*"`: every tenant.
+    Any,
+    Tenant(Tenant),
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// Per HTTP attempt.
+    pub timeout: Duration,
+    /// Waits before retries 1..n; empty means no retries.
+    pub retry_schedule: Vec<Duration>,
+    /// Allow loopback, private, link-local and metadata target addresses.
+    pub allow_private_targets: bool,
+    /// Concurrent deliveries, all subscriptions together.
+    pub max_in_flight: usize,
+    /// Finally-failed deliveries in a row that disable a subscription; 0: never.
+    pub disable_after_failures: u32,
+    /// PEM roots trusted in addition to the web PKI, for internal https
+    /// receivers.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+/// One `[plugins.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// The component file, resolved against the config file's directory.
+    pub path: PathBuf,
+    /// Per transform call.
+    pub timeout: Duration,
+    /// Linear memory cap in bytes.
+    pub memory: u64,
+}
+
+/// One `[[subscriptions]]` entry, declared by the admin.
+#[derive(Clone, PartialEq)]
+pub struct SubscriptionConfig {
+    /// Unique within `tenant`.
+    pub id: SubscriptionId,
+    pub tenant: Tenant,
+    pub url: String,
+    /// Exact event types or patterns (`project.*`, `*`).
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    /// Always one of the declared `[plugins.NAME]`.
+    pub plugin: Option<PluginName>,
+    /// `whsec_...` with any `env:VAR` resolved; `None`: generated on first start.
+    pub secret: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub enabled: bool,
+    /// One delivery at a time, in ingest order.
+    pub ordered: bool,
+    /// The `plugin_config` table as JSON (datetimes become strings); `{}`
+    /// when absent.
+    pub plugin_config: serde_json::Value,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; `None` when the problem is the whole file (e.g. unreadable).
+    pub line: Option<usize>,
+    /// Dotted path such as `subscriptions[2].url`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl Config {
+    /// Reads and checks `path`, resolving `env:VAR` from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the config file: {e}"),
+            }])
+        })?;
+        Config::parse(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Checks `text`, the contents of `source`, resolving `env:VAR` with `env`.
+    pub fn parse(
+        text: &str,
+        source: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut reader = reader::Reader::new(source, text);
+        let (root, syntax_errors) = DeTable::parse_recoverable(text);
+        if !syntax_errors.is_empty() {
+            // What the parser recovered is a guess; checking it would report
+            // phantom problems, so the syntax errors stand alone.
+            for e in syntax_errors {
+                reader.error(e.span(), "", e.message());
+            }
+            return Err(ConfigErrors(reader.into_errors()));
+        }
+        let base_dir = source.parent().unwrap_or(Path::new(""));
+        let config = sections::read(&mut reader, &root, base_dir, env);
+        let errors = reader.into_errors();
+        if errors.is_empty() {
+            Ok(Config {
+                source: Some(source.to_path_buf()),
+                ..config
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            max_event_bytes: 1 << 20,
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("hookshape-data"),
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        DeliveryConfig {
+            timeout: Duration::from_secs(10),
+            retry_schedule: vec![
+                Duration::from_secs(5),
+                minutes(5),
+                minutes(30),
+                hours(2),
+                hours(5),
+                hours(10),
+                hours(10),
+            ],
+            allow_private_targets: false,
+            max_in_flight: 256,
+            disable_after_failures: 50,
+            extra_ca_file: None,
+        }
+    }
+}
+
+impl PluginConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+    pub const DEFAULT_MEMORY: u64 = 32 << 20;
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Publisher => "publisher",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .field("tenants", &self.tenants)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SubscriptionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionConfig")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("description", &self.description)
+            .field("plugin", &self.plugin)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("headers", &self.headers)
+            .field("enabled", &self.enabled)
+            .field("ordered", &self.ordered)
+            .field("plugin_config", &self.plugin_config)
+            .finish()
+    }
+}
+
+impl ConfigError {
+    /// `FILE:LINE: KEY: MESSAGE`, leaving out the parts that are unknown.
+    fn render(&self) -> String {
+        let mut out = self.file.display().to_string();
+        if let Some(line) = self.line {
+            out.push_str(&format!(":{line}"));
+        }
+        if !self.key.is_empty() {
+            out.push_str(&format!(": {}", self.key));
+        }
+        out.push_str(&format!(": {}", self.message));
+        out
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

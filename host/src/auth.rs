@@ -1,0 +1,353 @@
+//! Bearer-token authentication and the authorization rules of the HTTP API.
+//!
+//! Tokens come from `[[auth.tokens]]`. They are kept only as SHA-256 digests:
+//! a presented token is hashed and compared with every digest in constant
+//! time, so neither the response time nor a memory dump tells how much of a
+//! real token a guess matched. With no token configured access is open (the
+//! server refuses that setup on a non-loopback address).
+//!
+//! The rules: an admin token may do anything within its tenants; a publisher
+//! token may only publish events to its tenants; plugins are shared by every
+//! tenant, so managing them takes an admin token scoped to `*`.
+
+use std::fmt;
+
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Role, TenantScope, TokenConfig};
+use crate::ids::Tenant;
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// Send an event into a tenant.
+    Publish(&'a Tenant),
+    /// Read a tenant's events and manage its subscriptions and attempts.
+    Administer(&'a Tenant),
+    /// List and upload plugins, which every tenant shares.
+    ManagePlugins,
+}
+
+/// Why a request could not be tied to a token (HTTP 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthenticated {
+    #[error("this route needs an `Authorization: Bearer TOKEN` header")]
+    Missing,
+    #[error("the Authorization header must have the form `Bearer TOKEN`")]
+    Malformed,
+    #[error("the bearer token is not valid")]
+    UnknownToken,
+}
+
+/// Why a known token may not do what it asked (HTTP 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Forbidden {
+    #[error("a publisher token may only publish events")]
+    PublisherOnly,
+    #[error("this token may not access tenant `{0}`")]
+    Tenant(Tenant),
+    #[error(
+        "plugins are shared by every tenant: managing them takes an admin token scoped to \"*\""
+    )]
+    AllTenantsRequired,
+}
+
+/// The tenants a token reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    All,
+    Only(Vec<Tenant>),
+}
+
+impl Scope {
+    fn from_config(scopes: &[TenantScope]) -> Self {
+        let mut only = Vec::new();
+        for scope in scopes {
+            match scope {
+                TenantScope::Any => return Scope::All,
+                TenantScope::Tenant(tenant) => only.push(tenant.clone()),
+            }
+        }
+        Scope::Only(only)
+    }
+
+    fn contains(&self, tenant: &Tenant) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(tenants) => tenants.contains(tenant),
+        }
+    }
+}
+
+/// What an authenticated caller may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    admin: bool,
+    scope: Scope,
+}
+
+impl Grant {
+    /// Everything, everywhere: what open access (no tokens configured) gives.
+    pub fn unrestricted() -> Self {
+        Self {
+            admin: true,
+            scope: Scope::All,
+        }
+    }
+
+    /// The grant of one configured token.
+    pub fn from_token(token: &TokenConfig) -> Self {
+        Self {
+            admin: match token.role {
+                Role::Admin => true,
+                Role::Publisher => false,
+            },
+            scope: Scope::from_config(&token.tenants),
+        }
+    }
+
+    /// The authorization decision. The role is checked before the tenant, so
+    /// a publisher asking for an admin route hears about its role.
+    pub fn authorize(&self, access: Access<'_>) -> Result<(), Forbidden> {
+        let tenant = match access {
+            Access::Publish(tenant) => tenant,
+            Access::Administer(tenant) if self.admin => tenant,
+            Access::Administer(_) => return Err(Forbidden::PublisherOnly),
+            Access::ManagePlugins if !self.admin => return Err(Forbidden::PublisherOnly),
+            Access::ManagePlugins if self.scope == Scope::All => return Ok(()),
+            Access::ManagePlugins => return Err(Forbidden::AllTenantsRequired),
+        };
+        if self.scope.contains(tenant) {
+            Ok(())
+        } else {
+            Err(Forbidden::Tenant(tenant.clone()))
+        }
+    }
+}
+
+type TokenDigest = [u8; 32];
+
+fn digest(token: &[u8]) -> TokenDigest {
+    Sha256::digest(token).into()
+}
+
+/// Equality whose running time does not depend on where the inputs differ.
+fn constant_time_eq(a: &TokenDigest, b: &TokenDigest) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Turns an `Authorization` header into a [`Grant`].
+pub struct Authenticator {
+    /// Empty means open access.
+    tokens: Vec<(TokenDigest, Grant)>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    pub fn new(tokens: &[TokenConfig]) -> Self {
+        Self {
+            tokens: tokens
+                .iter()
+                .map(|t| (digest(t.token.as_bytes()), Grant::from_token(t)))
+                .collect(),
+        }
+    }
+
+    /// True when no token is configured and every request is let in.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Who is calling, from the request's `Authorization` header. In open
+    /// mode the header is ignored.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<Grant, Unauthenticated> {
+        if self.is_open() {
+            return Ok(Grant::unrestricted());
+        }
+        let token = bearer_token(authorization.ok_or(Unauthenticated::Missing)?)?;
+        let presented = digest(token);
+        // Every digest is compared, matching or not, so the time taken does
+        // not depend on which token (if any) matched.
+        let mut found = None;
+        for (known, grant) in &self.tokens {
+            if constant_time_eq(known, &presented) && found.is_none() {
+                found = Some(grant);
+            }
+        }
+        found.cloned().ok_or(Unauthenticated::UnknownToken)
+    }
+}
+
+/// The token of a `Bearer` credential; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(header: &HeaderValue) -> Result<&[u8], Unauthenticated> {
+    let value = header.as_bytes();
+    let scheme = b"bearer ";
+    if value.len() <= scheme.len() || !value[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        return Err(Unauthenticated::Malformed);
+    }
+    let token = value[scheme.len()..].trim_ascii();
+    if token.is_empty() {
+        return Err(Unauthenticated::Malformed);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(name: &str) -> Tenant {
+        name.parse().unwrap()
+    }
+
+    fn token(secret: &str, role: Role, tenants: &[&str]) -> TokenConfig {
+        TokenConfig {
+            token: secret.to_owned(),
+            role,
+            tenants: tenants
+                .iter()
+                .map(|t| match *t {
+                    "*" => TenantScope::Any,
+                    name => TenantScope::Tenant(tenant(name)),
+                })
+                .collect(),
+        }
+    }
+
+    fn grant(role: Role, tenants: &[&str]) -> Grant {
+        Grant::from_token(&token("unused", role, tenants))
+    }
+
+    #[test]
+    fn admin_with_every_tenant_may_do_everything() {
+        let g = grant(Role::Admin, &["*"]);
+        let acme = tenant("acme");
+        assert_eq!(g.authorize(Access::Publish(&acme)), Ok(()));
+        assert_eq!(g.authorize(Access::Administer(&acme)), Ok(()));
+        assert_eq!(g.authorize(Access::ManagePlugins), Ok(()));
+    }
+
+    #[test]
+    fn scoped_admin_stays_in_its_tenants_and_off_plugins() {
+        let g = grant(Role::Admin, &["acme", "globex"]);
+        let (acme, globex, initech) = (tenant("acme"), tenant("globex"), tenant("initech"));
+        assert_eq!(g.authorize(Access::Administer(&acme)), Ok(()));
+        assert_eq!(g.authorize(Access::Publish(&globex)), Ok(()));
+        assert_eq!(
+            g.authorize(Access::Administer(&initech)),
+            Err(Forbidden::Tenant(initech.clone()))
+        );
+        assert_eq!(
+            g.authorize(Access::Publish(&initech)),
+            Err(Forbidden::Tenant(initech))
+        );
+        assert_eq!(
+            g.authorize(Access::ManagePlugins),
+            Err(Forbidden::AllTenantsRequired)
+        );
+    }
+
+    #[test]
+    fn publisher_may_only_publish_in_scope() {
+        let g = grant(Role::Publisher, &["acme"]);
+        let (acme, globex) = (tenant("acme"), tenant("globex"));
+        assert_eq!(g.authorize(Access::Publish(&acme)), Ok(()));
+        assert_eq!(
+            g.authorize(Access::Publish(&globex)),
+            Err(Forbidden::Tenant(globex.clone()))
+        );
+        // The role is the first reason given, whatever the tenant.
+        assert_eq!(
+            g.authorize(Access::Administer(&globex)),
+            Err(Forbidden::PublisherOnly)
+        );
+        assert_eq!(
+            grant(Role::Publisher, &["*"]).authorize(Access::ManagePlugins),
+            Err(Forbidden::PublisherOnly)
+        );
+    }
+
+    #[test]
+    fn a_token_with_no_tenants_reaches_none() {
+        let g = grant(Role::Admin, &[]);
+        let acme = tenant("acme");
+        assert_eq!(
+            g.authorize(Access::Administer(&acme)),
+            Err(Forbidden::Tenant(acme))
+        );
+    }
+
+    #[test]
+    fn authenticate_finds_the_matching_token() {
+        let auth = Authenticator::new(&[
+            token("admin-secret", Role::Admin, &["*"]),
+            token("pub-secret", Role::Publisher, &["acme"]),
+        ]);
+        assert!(!auth.is_open());
+        let header = |v: &'static str| HeaderValue::from_static(v);
+        assert_eq!(
+            auth.authenticate(Some(&header("Bearer admin-secret"))),
+            Ok(grant(Role::Admin, &["*"]))
+        );
+        assert_eq!(
+            auth.authenticate(Some(&header("bearer   pub-secret "))),
+            Ok(grant(Role::Publisher, &["acme"]))
+        );
+        assert_eq!(
+            auth.authenticate(Some(&header("Bearer admin-secre"))),
+            Err(Unauthenticated::UnknownToken)
+        );
+        assert_eq!(
+            auth.authenticate(Some(&header("Bearer admin-secret2"))),
+            Err(Unauthenticated::UnknownToken)
+        );
+    }
+
+    #[test]
+    fn authenticate_rejects_missing_and_malformed_headers() {
+        let auth = Authenticator::new(&[token("s3cret", Role::Admin, &["*"])]);
+        assert_eq!(auth.authenticate(None), Err(Unauthenticated::Missing));
+        for bad in [
+            "s3cret",
+            "Basic czNjcmV0",
+            "Bearer",
+            "Bearer    ",
+            "Bearers3cret",
+        ] {
+            assert_eq!(
+                auth.authenticate(Some(&HeaderValue::from_static(bad))),
+                Err(Unauthenticated::Malformed),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_tokens_means_open_access() {
+        let auth = Authenticator::new(&[]);
+        assert!(auth.is_open());
+        assert_eq!(auth.authenticate(None), Ok(Grant::unrestricted()));
+        assert_eq!(
+            auth.authenticate(Some(&HeaderValue::from_static("Bearer whatever"))),
+            Ok(Grant::unrestricted())
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_tokens() {
+        let auth = Authenticator::new(&[token("s3cret", Role::Admin, &["*"])]);
+        assert_eq!(format!("{auth:?}"), "Authenticator { tokens: 1 }");
+    }
+}

@@ -12,7 +12,9 @@ use crate::clock::Timestamp;
 use crate::delivery::request::{self, OutgoingRequest};
 use crate::ids::{EventId, SubscriptionId, Tenant};
 use crate::model::{Event, ManagedBy, Subscription};
-use crate::plugin::{LoadedPlugin, Outcome, PluginLimits, PluginRuntime, TransformInput, TransformReport};
+use crate::plugin::{
+    LoadedPlugin, Outcome, PluginLimits, PluginRuntime, TransformInput, TransformReport,
+};
 use crate::signing::Secret;
 
 /// The URL used when none is given.
@@ -54,7 +56,9 @@ pub fn parse_event(text: &str, now: Timestamp) -> Result<Event, DryRunError> {
         id,
         source_id,
         event_type: f.event_type,
-        tenant: f.tenant.unwrap_or_else(|| "dry-run".parse().expect("a valid tenant")),
+        tenant: f
+            .tenant
+            .unwrap_or_else(|| "dry-run".parse().expect("a valid tenant")),
         timestamp: f.timestamp.unwrap_or(now),
         content_type: f.content_type.unwrap_or_else(|| "application/json".into()),
         payload: f.payload,
@@ -102,7 +106,12 @@ pub async fn run(
         serde_json::Value::Null => "{}".to_owned(),
         v => v.to_string(),
     };
-    let input = TransformInput { event, subscription_id: sub.id.as_str(), url, config_json: &config_json };
+    let input = TransformInput {
+        event,
+        subscription_id: sub.id.as_str(),
+        url,
+        config_json: &config_json,
+    };
     let report = runtime.transform(plugin, limits, input).await;
     let request = match &report.result {
         Ok(Outcome::Deliver(p)) => Some(request::build(event, &sub, Some(p), now)),

@@ -13,7 +13,11 @@ use hookshape::dry_run;
 use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
 
 #[derive(Parser)]
-#[command(name = "hookshape", version, about = "A webhook dispatcher with per-subscription WebAssembly transforms")]
+#[command(
+    name = "hookshape",
+    version,
+    about = "A webhook dispatcher with per-subscription WebAssembly transforms"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum)]
@@ -84,7 +88,9 @@ enum PluginCommand {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -93,18 +99,46 @@ fn init_logs(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, listen, data } => serve(cli.log_format, config, listen, data).await,
-            Command::Config { command: ConfigCommand::Check { file } } => {
+            Command::Serve {
+                config,
+                listen,
+                data,
+            } => serve(cli.log_format, config, listen, data).await,
+            Command::Config {
+                command: ConfigCommand::Check { file },
+            } => {
                 init_logs(cli.log_format.unwrap_or(LogFormat::Human));
                 config_check(&file)
             }
-            Command::Plugin { command: PluginCommand::Run { plugin, event, config, url, timeout, memory } } => {
+            Command::Plugin {
+                command:
+                    PluginCommand::Run {
+                        plugin,
+                        event,
+                        config,
+                        url,
+                        timeout,
+                        memory,
+                    },
+            } => {
                 init_logs(cli.log_format.unwrap_or(LogFormat::Human));
-                plugin_run(&plugin, &event, config.as_deref(), &url, PluginLimits { timeout, memory_bytes: memory })
-                    .await
+                plugin_run(
+                    &plugin,
+                    &event,
+                    config.as_deref(),
+                    &url,
+                    PluginLimits {
+                        timeout,
+                        memory_bytes: memory,
+                    },
+                )
+                .await
             }
         }
     });
@@ -118,7 +152,8 @@ fn main() -> ExitCode {
 }
 
 fn load_config(path: &Path) -> Result<Config> {
-    Config::load(path).map_err(|errors: ConfigErrors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+    Config::load(path)
+        .map_err(|errors: ConfigErrors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
 async fn serve(
@@ -208,11 +243,14 @@ fn config_check(file: &Path) -> Result<ExitCode> {
 }
 
 fn read_plugin_config(arg: Option<&str>) -> Result<serde_json::Value> {
-    let Some(arg) = arg else { return Ok(serde_json::Value::Null) };
+    let Some(arg) = arg else {
+        return Ok(serde_json::Value::Null);
+    };
     if let Ok(v) = serde_json::from_str(arg) {
         return Ok(v);
     }
-    let text = std::fs::read_to_string(arg).with_context(|| format!("--config is neither JSON nor a readable file: {arg}"))?;
+    let text = std::fs::read_to_string(arg)
+        .with_context(|| format!("--config is neither JSON nor a readable file: {arg}"))?;
     serde_json::from_str(&text).with_context(|| format!("{arg} is not valid JSON"))
 }
 
@@ -223,13 +261,17 @@ async fn plugin_run(
     url: &str,
     limits: PluginLimits,
 ) -> Result<ExitCode> {
-    let wasm = std::fs::read(plugin).with_context(|| format!("cannot read {}", plugin.display()))?;
-    let text = std::fs::read_to_string(event).with_context(|| format!("cannot read {}", event.display()))?;
+    let wasm =
+        std::fs::read(plugin).with_context(|| format!("cannot read {}", plugin.display()))?;
+    let text = std::fs::read_to_string(event)
+        .with_context(|| format!("cannot read {}", event.display()))?;
     let now = SystemClock.now();
     let event = dry_run::parse_event(&text, now).with_context(|| event.display().to_string())?;
     let config = read_plugin_config(config)?;
     let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
-    let loaded = runtime.load(&wasm).with_context(|| plugin.display().to_string())?;
+    let loaded = runtime
+        .load(&wasm)
+        .with_context(|| plugin.display().to_string())?;
     let run = dry_run::run(&runtime, &loaded, limits, &event, config, url, now).await?;
     let code = match (&run.report.result, run.request) {
         (Ok(Outcome::Deliver(_)), Some(Ok(req))) => {

@@ -28,10 +28,15 @@ pub const USER_AGENT: &str = concat!("hookshape/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("no [[auth.tokens]] are configured, so the API would be open to anyone: listen on a loopback address or add tokens (listen = {0})")]
+    #[error(
+        "no [[auth.tokens]] are configured, so the API would be open to anyone: listen on a loopback address or add tokens (listen = {0})"
+    )]
     OpenAccessNotLoopback(SocketAddr),
     #[error("cannot open the data directory {path}: {source}")]
-    Store { path: String, source: crate::store::StoreError },
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
     #[error("cannot set up plugins: {0}")]
     Plugins(String),
     #[error("cannot set up the HTTP client: {0}")]
@@ -39,9 +44,15 @@ pub enum ServerError {
     #[error("the config's subscriptions cannot be applied: {0}")]
     Reconcile(crate::app::AppError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A started server; dropping it does not stop it, [`Running::shutdown`] does.
@@ -86,10 +97,18 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         tracing::warn!(%listen, "no API tokens configured: open access on a loopback address");
     }
     let data = &config.storage.path;
-    let store = Store::open(data).map_err(|source| ServerError::Store { path: data.display().to_string(), source })?;
-    let runtime = PluginRuntime::new(Some(&data.join("plugin-cache"))).map_err(|e| ServerError::Plugins(e.to_string()))?;
+    let store = Store::open(data).map_err(|source| ServerError::Store {
+        path: data.display().to_string(),
+        source,
+    })?;
+    let runtime = PluginRuntime::new(Some(&data.join("plugin-cache")))
+        .map_err(|e| ServerError::Plugins(e.to_string()))?;
     let plugins = Arc::new(PluginRegistry::new(runtime, store.clone()));
-    let mut problems: Vec<String> = plugins.load_config(&config.plugins).iter().map(|e| e.to_string()).collect();
+    let mut problems: Vec<String> = plugins
+        .load_config(&config.plugins)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     match plugins.load_stored() {
         Ok(errors) => {
             // An uploaded plugin that no longer loads (e.g. after an engine
@@ -105,9 +124,10 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         return Err(ServerError::Plugins(problems.join("; ")));
     }
     let extra_roots_pem = match &config.delivery.extra_ca_file {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|source| ServerError::Read { path: path.display().to_string(), source })?,
-        ),
+        Some(path) => Some(std::fs::read(path).map_err(|source| ServerError::Read {
+            path: path.display().to_string(),
+            source,
+        })?),
         None => None,
     };
     let client = HttpClient::new(ClientOptions {
@@ -133,11 +153,29 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
     let grace = config.delivery.timeout;
     let declared = config.subscriptions.clone();
     let app = App::new(config, ctx, engine.waker());
-    let report = app.reconcile(&declared).await.map_err(ServerError::Reconcile)?;
-    tracing::info!(added = report.added, changed = report.changed, removed = report.removed, "config subscriptions reconciled");
+    let report = app
+        .reconcile(&declared)
+        .await
+        .map_err(ServerError::Reconcile)?;
+    tracing::info!(
+        added = report.added,
+        changed = report.changed,
+        removed = report.removed,
+        "config subscriptions reconciled"
+    );
 
-    let listener = TcpListener::bind(listen).await.map_err(|source| ServerError::Listen { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: listen, source })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: listen,
+            source,
+        })?;
     let (shutdown, rx) = watch::channel(false);
     let router = crate::api::router(app.clone());
     let mut http_rx = rx.clone();
@@ -152,5 +190,11 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         }
     });
     tracing::info!(%addr, "hookshape is listening");
-    Ok(Running { addr, app, shutdown, tasks, store })
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        tasks,
+        store,
+    })
 }

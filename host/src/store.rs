@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,6 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
     subscriptions: sled::Tree,
     events: sled::Tree,
     source_ids: sled::Tree,
@@ -135,7 +134,7 @@ struct Inner {
     /// Serialises changes to ordered subscriptions' heads: picking the next
     /// delivery needs a range scan, which sled transactions cannot do.
     ordered: Mutex<()>,
-    commit: Arc<GroupCommit>,
+    commit: Flusher,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -237,8 +236,7 @@ impl Store {
             plugin_blobs: tree("plugin_blobs")?,
             index: RwLock::new(SubscriptionIndex::default()),
             ordered: Mutex::new(()),
-            commit: GroupCommit::start(db.clone()),
-            db,
+            commit: Flusher::start(db),
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -250,7 +248,7 @@ impl Store {
 
     /// Waits until everything written before this call is on disk.
     pub async fn durable(&self) -> Result<()> {
-        self.inner.commit.wait().await
+        self.inner.commit.commit.wait().await
     }
 
     fn index_write(&self) -> std::sync::RwLockWriteGuard<'_, SubscriptionIndex> {
@@ -781,66 +779,92 @@ struct GroupCommit {
     written: AtomicU64,
     flushed: watch::Sender<u64>,
     failed: watch::Sender<Option<String>>,
-    kick: (Mutex<bool>, Condvar),
+    kick: Mutex<Kick>,
+    cvar: Condvar,
 }
 
-impl GroupCommit {
-    fn start(db: sled::Db) -> Arc<Self> {
-        let gc = Arc::new(GroupCommit {
+#[derive(Default)]
+struct Kick {
+    pending: bool,
+    stop: bool,
+}
+
+/// Owns the flush thread; dropping it stops and joins the thread, so the
+/// sled directory is unlocked once the last [`Store`] clone is gone.
+struct Flusher {
+    commit: Arc<GroupCommit>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(db: sled::Db) -> Self {
+        let commit = Arc::new(GroupCommit {
             written: AtomicU64::new(0),
             flushed: watch::Sender::new(0),
             failed: watch::Sender::new(None),
-            kick: (Mutex::new(false), Condvar::new()),
+            kick: Mutex::new(Kick::default()),
+            cvar: Condvar::new(),
         });
-        let weak = Arc::downgrade(&gc);
-        std::thread::Builder::new()
+        let gc = commit.clone();
+        let thread = std::thread::Builder::new()
             .name("hookshape-flush".into())
-            .spawn(move || Self::run(weak, db))
+            .spawn(move || gc.run(db))
             .expect("spawn the flush thread");
-        gc
+        Flusher {
+            commit,
+            thread: Some(thread),
+        }
     }
+}
 
-    fn run(gc: Weak<GroupCommit>, db: sled::Db) {
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.commit
+            .kick
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop = true;
+        self.commit.cvar.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl GroupCommit {
+    fn run(&self, db: sled::Db) {
         loop {
-            let Some(gc) = gc.upgrade() else { return };
-            {
-                let (lock, cvar) = &gc.kick;
-                let mut kicked = lock.lock().unwrap_or_else(|e| e.into_inner());
-                while !*kicked {
-                    let (guard, timeout) = cvar
-                        .wait_timeout(kicked, Duration::from_millis(200))
-                        .unwrap_or_else(|e| e.into_inner());
-                    kicked = guard;
-                    // Wake now and then so the thread ends when the store is dropped.
-                    if timeout.timed_out() && Arc::strong_count(&gc) == 1 {
-                        return;
-                    }
+            let stop = {
+                let mut kick = self.kick.lock().unwrap_or_else(|e| e.into_inner());
+                while !kick.pending && !kick.stop {
+                    kick = self.cvar.wait(kick).unwrap_or_else(|e| e.into_inner());
                 }
-                *kicked = false;
-            }
-            let target = gc.written.load(Ordering::SeqCst);
+                kick.pending = false;
+                kick.stop
+            };
+            let target = self.written.load(Ordering::SeqCst);
             match db.flush() {
                 Ok(_) => {
-                    gc.failed.send_replace(None);
-                    gc.flushed.send_replace(target);
+                    self.failed.send_replace(None);
+                    self.flushed.send_replace(target);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "flushing storage failed; retrying");
-                    gc.failed.send_replace(Some(e.to_string()));
+                    self.failed.send_replace(Some(e.to_string()));
                     std::thread::sleep(Duration::from_millis(50));
-                    *gc.kick.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    self.kick.lock().unwrap_or_else(|e| e.into_inner()).pending = true;
                 }
+            }
+            if stop {
+                return;
             }
         }
     }
 
     async fn wait(&self) -> Result<()> {
         let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
-        {
-            let (lock, cvar) = &self.kick;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            cvar.notify_one();
-        }
+        self.kick.lock().unwrap_or_else(|e| e.into_inner()).pending = true;
+        self.cvar.notify_one();
         let mut flushed = self.flushed.subscribe();
         let mut failed = self.failed.subscribe();
         loop {

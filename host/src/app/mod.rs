@@ -43,11 +43,17 @@ pub enum AppError {
 
 impl AppError {
     pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        AppError::Invalid { code, message: message.into() }
+        AppError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     fn not_found(what: &'static str, id: impl ToString) -> Self {
-        AppError::NotFound { what, id: id.to_string() }
+        AppError::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
 }
 
@@ -129,7 +135,9 @@ struct Inner {
 impl App {
     /// `wake` is the delivery engine's: new work nudges it at once.
     pub fn new(config: Config, ctx: Arc<Context>, wake: Arc<Notify>) -> Self {
-        App { inner: Arc::new(Inner { config, ctx, wake }) }
+        App {
+            inner: Arc::new(Inner { config, ctx, wake }),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -150,20 +158,34 @@ impl App {
 
     /// Stores the event and one delivery per matching subscription, durably,
     /// then wakes the engine. A repeated source id answers the first receipt.
-    pub async fn ingest(&self, tenant: &Tenant, input: NewEvent) -> Result<IngestReceipt, AppError> {
-        let NewEvent { event_type, id: source_id, content_type, payload } = input;
+    pub async fn ingest(
+        &self,
+        tenant: &Tenant,
+        input: NewEvent,
+    ) -> Result<IngestReceipt, AppError> {
+        let NewEvent {
+            event_type,
+            id: source_id,
+            content_type,
+            payload,
+        } = input;
         check_name("type", &event_type)?;
         if let Some(s) = &source_id {
             check_name("id", s)?;
         }
         let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
         if content_type.trim().is_empty() || content_type.chars().any(|c| c.is_control()) {
-            return Err(AppError::invalid("invalid_request", "content_type must be a media type"));
+            return Err(AppError::invalid(
+                "invalid_request",
+                "content_type must be a media type",
+            ));
         }
         if !is_json_content_type(&content_type) && !payload.is_string() {
             return Err(AppError::invalid(
                 "invalid_request",
-                format!("payload must be a string holding the document when content_type is {content_type}"),
+                format!(
+                    "payload must be a string holding the document when content_type is {content_type}"
+                ),
             ));
         }
         let now = self.now();
@@ -176,7 +198,10 @@ impl App {
             content_type,
             payload,
         };
-        let subs = self.ctx().store.matching_subscriptions(tenant, &event.event_type);
+        let subs = self
+            .ctx()
+            .store
+            .matching_subscriptions(tenant, &event.event_type);
         let deliveries: Vec<(Delivery, bool)> = subs
             .iter()
             .map(|s| (new_delivery(&event, &s.id, now), s.ordered))
@@ -189,9 +214,17 @@ impl App {
                 if r.deliveries > 0 {
                     self.inner.wake.notify_one();
                 }
-                IngestReceipt { id: r.id, deliveries: r.deliveries, duplicate: false }
+                IngestReceipt {
+                    id: r.id,
+                    deliveries: r.deliveries,
+                    duplicate: false,
+                }
             }
-            Ingested::Duplicate(r) => IngestReceipt { id: r.id, deliveries: r.deliveries, duplicate: true },
+            Ingested::Duplicate(r) => IngestReceipt {
+                id: r.id,
+                deliveries: r.deliveries,
+                duplicate: true,
+            },
         })
     }
 
@@ -202,7 +235,13 @@ impl App {
             .get_event(id)?
             .filter(|e| &e.tenant == tenant)
             .ok_or_else(|| AppError::not_found("event", id))?;
-        let deliveries = self.ctx().store.event_deliveries(id)?.into_iter().map(Into::into).collect();
+        let deliveries = self
+            .ctx()
+            .store
+            .event_deliveries(id)?
+            .into_iter()
+            .map(Into::into)
+            .collect();
         Ok(EventDetails { event, deliveries })
     }
 
@@ -215,12 +254,19 @@ impl App {
     ) -> Result<AttemptPage, AppError> {
         self.get_subscription(tenant, id)?;
         let slice = self.ctx().store.list_attempts(tenant, id, limit, before)?;
-        Ok(AttemptPage { data: slice.attempts, next: slice.next })
+        Ok(AttemptPage {
+            data: slice.attempts,
+            next: slice.next,
+        })
     }
 
     /// Sends the attempt's event to its subscription again, as a new delivery
     /// (the plugin runs again, with the version current now).
-    pub async fn resend(&self, tenant: &Tenant, attempt: &AttemptId) -> Result<DeliveryId, AppError> {
+    pub async fn resend(
+        &self,
+        tenant: &Tenant,
+        attempt: &AttemptId,
+    ) -> Result<DeliveryId, AppError> {
         let a = self
             .ctx()
             .store
@@ -231,7 +277,10 @@ impl App {
         if !sub.enabled {
             return Err(AppError::Conflict {
                 code: "subscription_disabled",
-                message: format!("subscription {} is disabled; enable it before resending", sub.id),
+                message: format!(
+                    "subscription {} is disabled; enable it before resending",
+                    sub.id
+                ),
             });
         }
         let event = self
@@ -246,7 +295,11 @@ impl App {
         Ok(d.id)
     }
 
-    pub async fn put_plugin(&self, name: &PluginName, wasm: bytes::Bytes) -> Result<(PluginInfo, bool), AppError> {
+    pub async fn put_plugin(
+        &self,
+        name: &PluginName,
+        wasm: bytes::Bytes,
+    ) -> Result<(PluginInfo, bool), AppError> {
         let registry = self.ctx().plugins.clone();
         let now = self.now();
         let name2 = name.clone();
@@ -255,7 +308,10 @@ impl App {
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?;
         let answer = result.map_err(|e| match e {
-            RegistryError::ConfigManaged(_) => AppError::Conflict { code: "config_managed", message: e.to_string() },
+            RegistryError::ConfigManaged(_) => AppError::Conflict {
+                code: "config_managed",
+                message: e.to_string(),
+            },
             RegistryError::Invalid { .. } => AppError::invalid("invalid_plugin", e.to_string()),
             other => AppError::Internal(other.to_string()),
         })?;

@@ -56,7 +56,9 @@ pub struct SubscriptionPatch {
 }
 
 /// Present-and-null becomes `Some(None)`; absent stays `None` via `default`.
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -66,31 +68,65 @@ const MAX_DESCRIPTION: usize = 1024;
 impl App {
     /// Checks a subscription's fields; the same rules for the API and the config.
     fn validate(&self, sub: &Subscription) -> Result<(), AppError> {
-        let url = url::Url::parse(&sub.url)
-            .map_err(|e| AppError::invalid("invalid_url", format!("url {:?} is not a valid URL: {e}", sub.url)))?;
-        check_literal_target(&url, self.config().delivery.allow_private_targets)
-            .map_err(|why| AppError::invalid("invalid_url", format!("url {:?} is not allowed: {why}", sub.url)))?;
+        let url = url::Url::parse(&sub.url).map_err(|e| {
+            AppError::invalid(
+                "invalid_url",
+                format!("url {:?} is not a valid URL: {e}", sub.url),
+            )
+        })?;
+        check_literal_target(&url, self.config().delivery.allow_private_targets).map_err(
+            |why| {
+                AppError::invalid(
+                    "invalid_url",
+                    format!("url {:?} is not allowed: {why}", sub.url),
+                )
+            },
+        )?;
         if sub.events.is_empty() || sub.events.iter().any(|e| e.trim().is_empty()) {
-            return Err(AppError::invalid("invalid_request", "events must list at least one event type or pattern"));
+            return Err(AppError::invalid(
+                "invalid_request",
+                "events must list at least one event type or pattern",
+            ));
         }
         for (name, value) in &sub.headers {
             if is_reserved_header(name) {
-                return Err(AppError::invalid("invalid_header", format!("header {name:?} is set by hookshape")));
+                return Err(AppError::invalid(
+                    "invalid_header",
+                    format!("header {name:?} is set by hookshape"),
+                ));
             }
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
-                return Err(AppError::invalid("invalid_header", format!("header {name:?} is not a valid HTTP header")));
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(AppError::invalid(
+                    "invalid_header",
+                    format!("header {name:?} is not a valid HTTP header"),
+                ));
             }
         }
-        if sub.description.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION) {
-            return Err(AppError::invalid("invalid_request", format!("description is longer than {MAX_DESCRIPTION} bytes")));
+        if sub
+            .description
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_DESCRIPTION)
+        {
+            return Err(AppError::invalid(
+                "invalid_request",
+                format!("description is longer than {MAX_DESCRIPTION} bytes"),
+            ));
         }
         if let Some(p) = &sub.plugin
             && self.ctx().plugins.get(p).is_none()
         {
-            return Err(AppError::invalid("unknown_plugin", format!("plugin {p} is not installed")));
+            return Err(AppError::invalid(
+                "unknown_plugin",
+                format!("plugin {p} is not installed"),
+            ));
         }
         if !(sub.plugin_config.is_object() || sub.plugin_config.is_null()) {
-            return Err(AppError::invalid("invalid_request", "plugin_config must be a JSON object"));
+            return Err(AppError::invalid(
+                "invalid_request",
+                "plugin_config must be a JSON object",
+            ));
         }
         Ok(())
     }
@@ -99,7 +135,11 @@ impl App {
         &self.ctx().store
     }
 
-    pub async fn create_subscription(&self, tenant: &Tenant, input: NewSubscription) -> Result<Subscription, AppError> {
+    pub async fn create_subscription(
+        &self,
+        tenant: &Tenant,
+        input: NewSubscription,
+    ) -> Result<Subscription, AppError> {
         let now = self.now();
         let secret = resolve_secret(input.secret.as_deref())?;
         let sub = Subscription {
@@ -136,7 +176,11 @@ impl App {
         Ok(self.store().list_subscriptions(tenant)?)
     }
 
-    pub fn get_subscription(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Subscription, AppError> {
+    pub fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, AppError> {
         self.store()
             .get_subscription(tenant, id)?
             .ok_or_else(|| AppError::not_found("subscription", id))
@@ -147,7 +191,9 @@ impl App {
         if sub.managed_by == ManagedBy::Config {
             return Err(AppError::Conflict {
                 code: "config_managed",
-                message: format!("subscription {id} is declared in the config file; change it there"),
+                message: format!(
+                    "subscription {id} is declared in the config file; change it there"
+                ),
             });
         }
         Ok(sub)
@@ -203,7 +249,11 @@ impl App {
         Ok(sub)
     }
 
-    pub async fn delete_subscription(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<(), AppError> {
+    pub async fn delete_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Result<(), AppError> {
         self.editable(tenant, id)?;
         self.store().delete_subscription(tenant, id, self.now())?;
         self.store().durable().await?;
@@ -214,12 +264,17 @@ impl App {
     /// ones, updates changed ones, removes config-managed ones no longer
     /// declared. An unchanged declaration keeps its runtime state (secret when
     /// generated, failure streak, automatic disabling).
-    pub async fn reconcile(&self, declared: &[SubscriptionConfig]) -> Result<ReconcileReport, AppError> {
+    pub async fn reconcile(
+        &self,
+        declared: &[SubscriptionConfig],
+    ) -> Result<ReconcileReport, AppError> {
         let now = self.now();
         let mut report = ReconcileReport::default();
         let existing: Vec<Subscription> = self.store().all_subscriptions()?;
         for cfg in declared {
-            let current = existing.iter().find(|s| s.tenant == cfg.tenant && s.id == cfg.id);
+            let current = existing
+                .iter()
+                .find(|s| s.tenant == cfg.tenant && s.id == cfg.id);
             let secret = match (&cfg.secret, current) {
                 (Some(s), _) => resolve_secret(Some(s))?,
                 (None, Some(c)) => c.secret.clone(),
@@ -256,16 +311,26 @@ impl App {
                 report.added += 1;
             }
             self.validate(&sub).map_err(|e| {
-                AppError::invalid("invalid_config", format!("subscription {} (tenant {}): {e}", sub.id, sub.tenant))
+                AppError::invalid(
+                    "invalid_config",
+                    format!("subscription {} (tenant {}): {e}", sub.id, sub.tenant),
+                )
             })?;
             if current.is_some_and(|c| c.enabled) && !sub.enabled {
                 self.store().cancel_pending(&sub.tenant, &sub.id, now)?;
             }
             self.store().put_subscription(&sub)?;
         }
-        for old in existing.iter().filter(|s| s.managed_by == ManagedBy::Config) {
-            if !declared.iter().any(|c| c.tenant == old.tenant && c.id == old.id) {
-                self.store().delete_subscription(&old.tenant, &old.id, now)?;
+        for old in existing
+            .iter()
+            .filter(|s| s.managed_by == ManagedBy::Config)
+        {
+            if !declared
+                .iter()
+                .any(|c| c.tenant == old.tenant && c.id == old.id)
+            {
+                self.store()
+                    .delete_subscription(&old.tenant, &old.id, now)?;
                 report.removed += 1;
             }
         }

@@ -1,0 +1,446 @@
+//! The runtime against the real `plugins/testkit` component, built from source.
+
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::clock::Timestamp;
+use crate::ids::EventId;
+
+fn testkit_wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| std::fs::read(testing::build_plugin("testkit")).expect("read testkit.wasm"))
+}
+
+/// One runtime and one compiled testkit shared by the tests: compiling is
+/// the slow part and is tested on its own below.
+fn shared() -> &'static (PluginRuntime, Arc<LoadedPlugin>) {
+    static SHARED: OnceLock<(PluginRuntime, Arc<LoadedPlugin>)> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let runtime = PluginRuntime::new(None).expect("engine");
+        let plugin = runtime.load(testkit_wasm()).expect("testkit loads");
+        (runtime, plugin)
+    })
+}
+
+fn event() -> Event {
+    Event {
+        id: EventId::generate(),
+        source_id: None,
+        event_type: "project.published".into(),
+        tenant: "acme".parse().unwrap(),
+        timestamp: Timestamp(1_735_689_600_000),
+        content_type: "application/json".into(),
+        payload: json!({"project": "Sales", "rows": [1, 2]}),
+    }
+}
+
+async fn run_with(config: Value, limits: PluginLimits) -> TransformReport {
+    let (runtime, plugin) = shared();
+    let event = event();
+    let config = config.to_string();
+    runtime
+        .transform(
+            plugin,
+            limits,
+            TransformInput {
+                event: &event,
+                subscription_id: "sub_test",
+                url: "https://example.com/hook",
+                config_json: &config,
+            },
+        )
+        .await
+}
+
+async fn run(config: Value) -> TransformReport {
+    run_with(config, PluginLimits::default()).await
+}
+
+fn delivered(report: &TransformReport) -> &PluginRequest {
+    match &report.result {
+        Ok(Outcome::Deliver(request)) => request,
+        other => panic!(
+            "expected a delivery, got {other:?} (logs {:?})",
+            report.logs
+        ),
+    }
+}
+
+fn log_has(report: &TransformReport, level: &str, needle: &str) -> bool {
+    report
+        .logs
+        .iter()
+        .any(|l| l.level == level && l.message.contains(needle))
+}
+
+#[tokio::test]
+async fn echo_delivers_the_payload_unchanged() {
+    let report = run(json!({"mode": "echo"})).await;
+    let request = delivered(&report);
+    assert_eq!(request.body, event().payload_bytes());
+    assert_eq!(request.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        request.headers,
+        vec![(
+            "x-hookshape-event-type".to_owned(),
+            "project.published".to_owned()
+        )]
+    );
+    assert!(log_has(&report, "info", "echoing"), "{:?}", report.logs);
+}
+
+#[tokio::test]
+async fn wrap_sees_the_event_and_the_subscription() {
+    let report = run(json!({"mode": "wrap", "reason": "kept"})).await;
+    let body: Value = serde_json::from_slice(&delivered(&report).body).unwrap();
+    assert_eq!(body["wrapped"], json!({"project": "Sales", "rows": [1, 2]}));
+    assert_eq!(body["type"], "project.published");
+    assert_eq!(body["tenant"], "acme");
+    assert_eq!(body["subscription_id"], "sub_test");
+    assert_eq!(body["config"], json!({"mode": "wrap", "reason": "kept"}));
+    assert!(body["event_id"].as_str().unwrap().starts_with("evt_"));
+}
+
+#[tokio::test]
+async fn skip_carries_the_reason() {
+    let report = run(json!({"mode": "skip", "reason": "below threshold"})).await;
+    assert_eq!(report.result, Ok(Outcome::Skip("below threshold".into())));
+}
+
+#[tokio::test]
+async fn plugin_errors_are_reported_as_such() {
+    let report = run(json!({"mode": "error", "message": "no rows"})).await;
+    assert_eq!(report.result, Err(TransformError::Plugin("no rows".into())));
+    let bad_config = run(json!({"mode": "echo", "threshold": 1})).await;
+    let Err(TransformError::Plugin(message)) = bad_config.result else {
+        panic!("expected a plugin error, got {:?}", bad_config.result);
+    };
+    assert!(message.contains("unknown field `threshold`"), "{message}");
+}
+
+#[tokio::test]
+async fn a_panic_is_a_trap_with_its_message() {
+    let report = run(json!({"mode": "panic", "message": "kaboom"})).await;
+    let Err(TransformError::Trap(message)) = &report.result else {
+        panic!("expected a trap, got {:?}", report.result);
+    };
+    assert!(message.starts_with("panicked at "), "{message}");
+    assert!(message.ends_with(": kaboom"), "{message}");
+    assert!(log_has(&report, "stderr", "kaboom"));
+}
+
+#[tokio::test]
+async fn an_endless_loop_times_out_on_time() {
+    let limits = PluginLimits {
+        timeout: Duration::from_millis(50),
+        ..PluginLimits::default()
+    };
+    let report = run_with(json!({"mode": "loop"}), limits).await;
+    assert_eq!(
+        report.result,
+        Err(TransformError::Timeout(Duration::from_millis(50)))
+    );
+    assert_eq!(
+        report.result.as_ref().unwrap_err().to_string(),
+        "plugin exceeded its 50ms timeout"
+    );
+    println!("loop interrupted after {:?}", report.duration);
+    assert!(report.duration >= Duration::from_millis(50));
+    assert!(
+        report.duration < Duration::from_millis(500),
+        "{:?}",
+        report.duration
+    );
+}
+
+#[tokio::test]
+async fn runaway_allocation_hits_the_memory_cap() {
+    let limits = PluginLimits {
+        memory_bytes: 8 << 20,
+        ..PluginLimits::default()
+    };
+    let report = run_with(json!({"mode": "alloc"}), limits).await;
+    assert_eq!(report.result, Err(TransformError::MemoryLimit(8 << 20)));
+    assert_eq!(
+        report.result.as_ref().unwrap_err().to_string(),
+        "plugin exceeded its 8 MiB memory limit"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_grants_no_files_env_or_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let report = run(json!({"mode": "probe", "connect": addr.to_string()})).await;
+    let probe: Value = serde_json::from_slice(&delivered(&report).body).unwrap();
+    println!("probe report: {probe:#}");
+    for field in ["/file", "/dir", "/env/HOME", "/env/PATH", "/socket"] {
+        let outcome = probe.pointer(field).and_then(Value::as_str).unwrap();
+        assert!(outcome.starts_with("denied: "), "{field}: {outcome}");
+    }
+    assert_eq!(probe["env"]["vars"], 0);
+    assert_eq!(probe["env"]["args"], 0);
+    assert!(
+        probe["clock"]
+            .as_str()
+            .unwrap()
+            .ends_with("s since the epoch")
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the plugin reached the listener"
+    );
+    assert!(
+        log_has(&report, "stdout", "probe: hello from stdout"),
+        "{:?}",
+        report.logs
+    );
+    assert!(log_has(&report, "stderr", "probe: hello from stderr"));
+}
+
+#[tokio::test]
+async fn reserved_and_malformed_headers_are_refused() {
+    let refused = |headers: Value| async move {
+        match run(json!({"mode": "headers", "headers": headers}))
+            .await
+            .result
+        {
+            Err(TransformError::InvalidHeader(why)) => why,
+            other => panic!("expected an invalid header, got {other:?}"),
+        }
+    };
+    assert!(
+        refused(json!({"Webhook-Signature": "v1,forged"}))
+            .await
+            .contains("reserved")
+    );
+    assert!(
+        refused(json!({"host": "evil.example"}))
+            .await
+            .contains("reserved")
+    );
+    assert!(
+        refused(json!({"bad name": "v"}))
+            .await
+            .contains("not a valid header name")
+    );
+    assert!(
+        refused(json!({"x-split": "a\r\nb"}))
+            .await
+            .contains("not a valid header value")
+    );
+
+    let ok = run(json!({"mode": "headers", "headers": {"x-team": "data"}})).await;
+    assert_eq!(
+        delivered(&ok).headers,
+        vec![("x-team".to_owned(), "data".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn log_floods_are_capped() {
+    // 1000 lines of ~40 bytes, twice: past the 64 KiB budget. The timeout is
+    // generous because unoptimised test builds of the host are slow.
+    let limits = PluginLimits {
+        timeout: Duration::from_secs(5),
+        ..PluginLimits::default()
+    };
+    let report = run_with(json!({"mode": "flood", "lines": 1000}), limits).await;
+    assert_eq!(report.result, Ok(Outcome::Skip("flooded".into())));
+    let kept: usize = report.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= sandbox::LOG_BYTES + 200, "{kept}");
+    let last = report.logs.last().unwrap();
+    assert_eq!(last.level, "warn");
+    assert!(
+        last.message.contains("more log lines dropped"),
+        "{}",
+        last.message
+    );
+    assert!(log_has(
+        &report,
+        "debug",
+        "flood line 0 through the log import"
+    ));
+    assert!(log_has(&report, "stdout", "flood line 0 through stdout"));
+}
+
+#[test]
+fn non_components_and_other_worlds_are_refused() {
+    let (runtime, _) = shared();
+    let err = runtime.load(b"MZ\x90\x00 not wasm").unwrap_err();
+    assert!(matches!(err, PluginError::NotWasm), "{err}");
+
+    let core_module = b"\0asm\x01\0\0\0";
+    let err = runtime.load(core_module).unwrap_err();
+    assert!(matches!(err, PluginError::CoreModule), "{err}");
+    assert!(err.to_string().contains("wasm32-wasip2"));
+
+    let empty_component = b"\0asm\x0d\0\x01\0";
+    let err = runtime.load(empty_component).unwrap_err();
+    assert!(matches!(err, PluginError::WrongWorld(_)), "{err}");
+    assert!(err.to_string().contains("transform"), "{err}");
+
+    let truncated = &testkit_wasm()[..testkit_wasm().len() / 2];
+    let err = runtime.load(truncated).unwrap_err();
+    assert!(matches!(err, PluginError::Invalid(_)), "{err}");
+}
+
+#[test]
+fn loading_the_same_bytes_again_shares_the_compiled_plugin() {
+    let (runtime, plugin) = shared();
+    let again = runtime.load(testkit_wasm()).unwrap();
+    assert!(Arc::ptr_eq(plugin, &again));
+    assert_eq!(plugin.size, testkit_wasm().len());
+    assert_eq!(plugin.sha256, hex::encode(Sha256::digest(testkit_wasm())));
+}
+
+#[test]
+fn a_restart_maps_the_compiled_plugin_from_the_disk_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = PluginRuntime::new(Some(dir.path()))
+        .unwrap()
+        .load(testkit_wasm())
+        .unwrap();
+    assert!(!first.from_cache);
+
+    let entries: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].starts_with(&format!("{}-", first.sha256)));
+    assert!(entries[0].ends_with(".cwasm"));
+
+    let second = PluginRuntime::new(Some(dir.path()))
+        .unwrap()
+        .load(testkit_wasm())
+        .unwrap();
+    println!(
+        "compile: {:?}, disk cache: {:?}",
+        first.load_duration, second.load_duration
+    );
+    assert!(second.from_cache);
+    assert!(second.load_duration < first.load_duration);
+
+    // A damaged entry is discarded and replaced, never trusted. It is damaged
+    // once nothing maps it: rewriting a mapped entry in place would be a
+    // SIGBUS, which is why the cache only ever renames whole files in.
+    drop((first, second));
+    std::fs::write(dir.path().join(&entries[0]), b"not a compiled plugin").unwrap();
+    let third = PluginRuntime::new(Some(dir.path()))
+        .unwrap()
+        .load(testkit_wasm())
+        .unwrap();
+    assert!(!third.from_cache);
+    let fourth = PluginRuntime::new(Some(dir.path()))
+        .unwrap()
+        .load(testkit_wasm())
+        .unwrap();
+    assert!(fourth.from_cache);
+}
+
+#[tokio::test]
+async fn a_cached_plugin_runs_like_a_compiled_one() {
+    let dir = tempfile::tempdir().unwrap();
+    PluginRuntime::new(Some(dir.path()))
+        .unwrap()
+        .load(testkit_wasm())
+        .unwrap();
+    let runtime = PluginRuntime::new(Some(dir.path())).unwrap();
+    let plugin = runtime.load(testkit_wasm()).unwrap();
+    assert!(plugin.from_cache);
+    let event = event();
+    let report = runtime
+        .transform(
+            &plugin,
+            PluginLimits::default(),
+            TransformInput {
+                event: &event,
+                subscription_id: "sub_test",
+                url: "https://example.com/hook",
+                config_json: r#"{"mode":"echo"}"#,
+            },
+        )
+        .await;
+    assert_eq!(delivered(&report).body, event.payload_bytes());
+}
+
+#[tokio::test]
+async fn echo_transform_timing() {
+    let mut durations = Vec::new();
+    for _ in 0..300 {
+        let report = run(json!({"mode": "echo"})).await;
+        assert!(report.result.is_ok());
+        durations.push(report.duration);
+    }
+    durations.sort();
+    let p50 = durations[durations.len() / 2];
+    let p99 = durations[durations.len() * 99 / 100];
+    println!("echo transform (instantiate + call + drop): p50 {p50:?}, p99 {p99:?}");
+    // Loose: test builds are unoptimised and the machine is shared; the point
+    // is catching a per-call compile or linker setup, which costs far more.
+    assert!(p50 < Duration::from_millis(20), "{p50:?}");
+}
+
+#[test]
+fn headers_of_the_binary_are_told_apart() {
+    assert!(matches!(
+        check_component_header(b""),
+        Err(PluginError::NotWasm)
+    ));
+    assert!(matches!(
+        check_component_header(b"\0asm"),
+        Err(PluginError::NotWasm)
+    ));
+    assert!(matches!(
+        check_component_header(b"\0asm\x01\0\0\0"),
+        Err(PluginError::CoreModule)
+    ));
+    assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+}
+
+#[test]
+fn panic_messages_are_read_from_stderr() {
+    let line = |level: &str, message: &str| LogLine {
+        level: level.into(),
+        message: message.into(),
+    };
+    let logs = vec![
+        line("info", "starting"),
+        line("stderr", ""),
+        line("stderr", "thread '<unnamed>' panicked at src/lib.rs:83:27:"),
+        line("stderr", "index out of bounds"),
+        line(
+            "stderr",
+            "note: run with `RUST_BACKTRACE=1` environment variable",
+        ),
+    ];
+    assert_eq!(
+        panic_message(&logs).as_deref(),
+        Some("panicked at src/lib.rs:83:27: index out of bounds")
+    );
+    assert_eq!(panic_message(&logs[..1]), None);
+}
+
+#[test]
+fn errors_read_as_sentences() {
+    assert_eq!(
+        TransformError::Timeout(Duration::from_millis(100)).to_string(),
+        "plugin exceeded its 100ms timeout"
+    );
+    assert_eq!(
+        TransformError::MemoryLimit(32 << 20).to_string(),
+        "plugin exceeded its 32 MiB memory limit"
+    );
+    assert_eq!(
+        TransformError::MemoryLimit(1000).to_string(),
+        "plugin exceeded its 1000 bytes memory limit"
+    );
+    assert_eq!(
+        TransformError::Plugin("no rows".into()).to_string(),
+        "plugin error: no rows"
+    );
+}

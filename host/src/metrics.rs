@@ -239,9 +239,14 @@ impl Metrics {
         self.queue_depth.store(n, Ordering::Relaxed);
     }
 
-    /// Deliveries being attempted right now.
-    pub fn set_in_flight(&self, n: u64) {
-        self.in_flight.store(n, Ordering::Relaxed);
+    /// A delivery attempt started; pair with [`Metrics::in_flight_ended`].
+    pub fn in_flight_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A delivery attempt started with [`Metrics::in_flight_started`] ended.
+    pub fn in_flight_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The estimated `q` quantile (0.0..=1.0) of transform latency; `None`
@@ -401,7 +406,10 @@ mod tests {
         m.attempt_finished(AttemptOutcome::TransformFailed, Duration::from_millis(3));
         m.attempt_finished(AttemptOutcome::Delivered, Duration::from_millis(40));
         m.set_queue_depth(7);
-        m.set_in_flight(3);
+        for _ in 0..4 {
+            m.in_flight_started();
+        }
+        m.in_flight_ended();
 
         let samples = parse(&m.render());
         assert_eq!(samples["hookshape_events_received_total"], 2.0);

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    ADMIN, Answer, ConfigBuilder, Receiver, Server, assert_error, assert_signed, run_binary,
-    sample, unix_now, wait_until,
+    ADMIN, Answer, ConfigBuilder, Receiver, Server, assert_error, assert_signed, eventually,
+    run_binary, sample, unix_now, wait_until,
 };
 
 /// Deadline of waits for something that should happen almost at once.
@@ -997,6 +997,24 @@ async fn metrics_count_received_events() {
         "metrics:\n{metrics}"
     );
     receiver.wait_for(3, SOON).await;
+
+    // Once everything is delivered the gauges are back to zero.
+    let settled = eventually(SOON, "the deliveries to settle in /metrics", || async {
+        let metrics = server.metrics().await;
+        let delivered = r#"hookshape_deliveries_total{outcome="delivered"}"#;
+        (metric_total(&metrics, delivered) == 3.0).then_some(metrics)
+    })
+    .await;
+    assert_eq!(
+        metric_total(&settled, "hookshape_in_flight"),
+        0.0,
+        "{settled}"
+    );
+    assert_eq!(
+        metric_total(&settled, "hookshape_queue_depth"),
+        0.0,
+        "{settled}"
+    );
 }
 
 /// The sum over every series of a Prometheus metric; 0 when absent.

@@ -24,7 +24,7 @@ async fn healthz() -> Json<Health> {
 }
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, PROMETHEUS_TEXT)], app.metrics().render())
+    ([(CONTENT_TYPE, PROMETHEUS_TEXT)], app.metrics_text())
 }
 
 pub(super) fn router() -> Router<ApiState> {

@@ -148,6 +148,14 @@ impl App {
         &self.inner.ctx.metrics
     }
 
+    /// The Prometheus text of every metric. The queue depth is read from the
+    /// store here, at scrape time, because counting it costs a tree walk.
+    pub fn metrics_text(&self) -> String {
+        let metrics = self.metrics();
+        metrics.set_queue_depth(self.ctx().store.queue_len() as u64);
+        metrics.render()
+    }
+
     fn ctx(&self) -> &Context {
         &self.inner.ctx
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::clock::{SharedClock, Timestamp};
+use crate::clock::SharedClock;
 use crate::http_client::HttpClient;
 use crate::ids::{DeliveryId, EventId};
 use crate::metrics::Metrics;
@@ -89,9 +89,6 @@ impl Context {
 /// How long in-flight attempts may run on after a shutdown request.
 const SHUTDOWN_GRACE_EXTRA: Duration = Duration::from_secs(1);
 
-/// How often the queue-depth gauge is refreshed (counting the queue is O(n)).
-const GAUGE_EVERY: Duration = Duration::from_secs(5);
-
 pub struct Engine {
     ctx: Arc<Context>,
     wake: Arc<Notify>,
@@ -123,19 +120,12 @@ impl Engine {
     /// attempts in flight and returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut tasks = JoinSet::new();
-        let mut gauges_at = Timestamp(0);
         loop {
             if *shutdown.borrow() {
                 break;
             }
             while tasks.try_join_next().is_some() {}
             let now = self.ctx.clock.now();
-            if now.since(gauges_at) >= GAUGE_EVERY {
-                gauges_at = now;
-                self.ctx
-                    .metrics
-                    .set_queue_depth(self.ctx.store.queue_len() as u64);
-            }
             let free = self.permits.available_permits();
             let mut next_due = None;
             if free > 0 {
@@ -195,9 +185,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone());
-        self.ctx.metrics.set_in_flight(
-            (self.ctx.settings.max_in_flight - self.permits.available_permits()) as u64,
-        );
+        self.ctx.metrics.in_flight_started();
         let ctx = self.ctx.clone();
         let in_flight = self.in_flight.clone();
         let wake = self.wake.clone();
@@ -210,6 +198,7 @@ impl Engine {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             drop(permit);
+            ctx.metrics.in_flight_ended();
             wake.notify_one();
         });
     }

@@ -69,18 +69,11 @@
 //!
 //! hookshape_plugin_sdk::export_transform!(SlackThreshold);
 //! # fn main() {
-//! #     let event = Event {
-//! #         id: "evt_1".into(), tenant: "acme".into(), event_type: "report_run_completed".into(),
-//! #         timestamp: "2025-01-01T00:00:00.000Z".into(), content_type: "application/json".into(),
-//! #         payload: br#"{"rows":[{"revenue":150000}]}"#.to_vec(),
-//! #     };
-//! #     let subscription = Subscription {
-//! #         id: "sub_1".into(), url: "https://hooks.example.com/x".into(),
-//! #         config: r#"{"pointer":"/rows/0/revenue","threshold":100000}"#.into(),
-//! #     };
-//! #     let Ok(Outcome::Deliver(request)) = SlackThreshold::transform(event, subscription) else {
-//! #         panic!("expected a delivery");
-//! #     };
+//! #     use hookshape_plugin_sdk::testing;
+//! #     let payload = r#"{"rows":[{"revenue":150000}]}"#;
+//! #     let event = testing::event("report_run_completed", "application/json", payload);
+//! #     let config = serde_json::json!({"pointer": "/rows/0/revenue", "threshold": 100000});
+//! #     let request = testing::delivered(testing::run::<SlackThreshold>(event, config));
 //! #     assert_eq!(request.headers, vec![("x-source".to_owned(), "hookshape".to_owned())]);
 //! # }
 //! ```
@@ -93,10 +86,39 @@
 //! # Testing natively
 //!
 //! Every type here is plain data, so `cargo test` on the host target can call
-//! `MyType::transform(event, subscription)` directly, as the hidden part of the
-//! example above does. Off WebAssembly the log macros write to stderr.
+//! `MyType::transform(event, subscription)` directly. The [`testing`] module
+//! builds those arguments, from scratch or from an ingest body like the ones
+//! posted to hookshape, and takes the outcome apart; in a plugin's
+//! `#[cfg(test)] mod tests`:
+//!
+//! ```
+//! use hookshape_plugin_sdk::testing::{delivered_json, failed, run, sample_event};
+//! use hookshape_plugin_sdk::{Error, Event, Outcome, Request, Subscription, Transform};
+//! use serde_json::json;
+//!
+//! /// Forwards only the order id.
+//! struct OrderId;
+//!
+//! impl Transform for OrderId {
+//!     fn transform(event: Event, _: Subscription) -> Result<Outcome, Error> {
+//!         let order = event.json_value()?;
+//!         Ok(Request::json(&json!({"order": order["id"]}))?.into())
+//!     }
+//! }
+//!
+//! let paid = sample_event(r#"{"type": "order.paid", "payload": {"id": 7, "total": 12.5}}"#);
+//! assert_eq!(delivered_json(run::<OrderId>(paid, json!({}))), json!({"order": 7}));
+//!
+//! let xml = sample_event(
+//!     r#"{"type": "order.paid", "content_type": "application/xml", "payload": "<order/>"}"#,
+//! );
+//! assert!(failed(run::<OrderId>(xml, json!({}))).contains("expected value"));
+//! ```
+//!
+//! Off WebAssembly the log macros write to stderr.
 
 mod error;
+pub mod testing;
 mod types;
 
 pub use error::Error;

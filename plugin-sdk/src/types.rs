@@ -30,9 +30,7 @@ impl Event {
     /// True when the content type is JSON (`application/json`, `...+json`),
     /// parameters ignored.
     pub fn is_json(&self) -> bool {
-        let essence = self.content_type.split(';').next().unwrap_or("").trim();
-        essence.eq_ignore_ascii_case("application/json")
-            || essence.to_ascii_lowercase().ends_with("+json")
+        is_json_media_type(&self.content_type)
     }
 
     /// The payload decoded as `T`; the error names the offending field.
@@ -123,6 +121,13 @@ impl From<Request> for Outcome {
     fn from(request: Request) -> Outcome {
         Outcome::Deliver(request)
     }
+}
+
+/// True for `application/json` and `...+json`, parameters ignored.
+pub(crate) fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json")
 }
 
 fn decode_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {

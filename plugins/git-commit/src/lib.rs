@@ -274,63 +274,18 @@ fn commit_message(event_type: &str, project: &Project) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use hookshape_plugin_sdk::testing::{self, delivered_json, event, failed, sample_event};
     use serde_json::json;
+
+    use super::*;
 
     const UUID: &str = "5b7e1c2a-91f4-4d0b-a3c6-0e2f8d9a4b11";
     const PUBLISHED: &str =
         include_str!("../../../../shared/samples/atscale-project-published.json");
     const SNAPSHOT: &str = include_str!("../../../../shared/samples/atscale-snapshot-created.json");
 
-    /// An event as hookshape hands it over for a sample ingest body.
-    fn sample_event(sample: &str) -> Event {
-        let body: Value = serde_json::from_str(sample).unwrap();
-        let content_type = body["content_type"].as_str().unwrap_or("application/json");
-        let payload = match &body["payload"] {
-            Value::String(doc) if content_type != "application/json" => doc.clone().into_bytes(),
-            other => serde_json::to_vec(other).unwrap(),
-        };
-        event(body["type"].as_str().unwrap(), content_type, payload)
-    }
-
-    fn event(event_type: &str, content_type: &str, payload: impl Into<Vec<u8>>) -> Event {
-        Event {
-            id: "evt_01JD8Z".into(),
-            tenant: "atscale".into(),
-            event_type: event_type.into(),
-            timestamp: "2026-11-21T09:14:05Z".into(),
-            content_type: content_type.into(),
-            payload: payload.into(),
-        }
-    }
-
-    fn subscription(config: Value) -> Subscription {
-        Subscription {
-            id: "git-bridge".into(),
-            url: "https://git-bridge.example.com/commits".into(),
-            config: config.to_string(),
-        }
-    }
-
     fn run(event: Event, config: Value) -> Result<Outcome, Error> {
-        GitCommit::transform(event, subscription(config))
-    }
-
-    fn delivered(outcome: Result<Outcome, Error>) -> Value {
-        match outcome {
-            Ok(Outcome::Deliver(request)) => {
-                assert_eq!(request.content_type.as_deref(), Some("application/json"));
-                serde_json::from_slice(&request.body).unwrap()
-            }
-            other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    fn error(outcome: Result<Outcome, Error>) -> String {
-        match outcome {
-            Err(e) => e.message().to_owned(),
-            other => panic!("expected an error, got {other:?}"),
-        }
+        testing::run::<GitCommit>(event, config)
     }
 
     fn xml_named(name: &str) -> String {
@@ -341,7 +296,7 @@ mod tests {
     fn published_sample_becomes_an_upsert_with_the_exact_document() {
         let event = sample_event(PUBLISHED);
         let xml = String::from_utf8(event.payload.clone()).unwrap();
-        let body = delivered(run(event, json!({})));
+        let body = delivered_json(run(event, json!({})));
         assert_eq!(
             body,
             json!({
@@ -360,9 +315,7 @@ mod tests {
 
     #[test]
     fn keys_are_sent_in_the_documented_order() {
-        let Ok(Outcome::Deliver(request)) = run(sample_event(PUBLISHED), json!({})) else {
-            panic!("expected a delivery");
-        };
+        let request = testing::delivered(run(sample_event(PUBLISHED), json!({})));
         let text = String::from_utf8(request.body).unwrap();
         let positions: Vec<usize> = [
             "\"action\"",
@@ -388,7 +341,7 @@ mod tests {
             "author": {"name": "Design Center"},
             "directory": "bi/projects/",
         });
-        let body = delivered(run(sample_event(SNAPSHOT), config));
+        let body = delivered_json(run(sample_event(SNAPSHOT), config));
         assert_eq!(body["action"], "upsert");
         assert_eq!(
             body["path"],
@@ -420,7 +373,7 @@ mod tests {
             "project.promoted",
             "project.imported",
         ] {
-            let body = delivered(run(
+            let body = delivered_json(run(
                 event(event_type, "application/xml", xml_named("X")),
                 json!({}),
             ));
@@ -453,7 +406,7 @@ mod tests {
             "",
             "..\\..\\windows",
         ] {
-            let body = delivered(run(
+            let body = delivered_json(run(
                 event("project.published", "application/xml", xml_named(name)),
                 json!({}),
             ));
@@ -470,7 +423,7 @@ mod tests {
             );
             assert!(file.ends_with(&format!("--{UUID}.xml")), "{path}");
         }
-        let body = delivered(run(
+        let body = delivered_json(run(
             event(
                 "project.published",
                 "application/xml",
@@ -487,7 +440,7 @@ mod tests {
 
     #[test]
     fn names_are_kept_on_one_line_in_the_message() {
-        let body = delivered(run(
+        let body = delivered_json(run(
             event(
                 "project.published",
                 "application/xml",
@@ -503,7 +456,7 @@ mod tests {
         let xml = "<!DOCTYPE project [<!ENTITY team \"Ops &amp; Finance\">]>\n\
                    <project xmlns=\"urn:sl\"><id>p-9</id><name>&team; <![CDATA[<EU>]]></name>\
                    <version>2</version></project>";
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("project.imported", "application/xml", xml),
             json!({}),
         ));
@@ -517,7 +470,7 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error_with_its_position() {
-        let message = error(run(
+        let message = failed(run(
             event(
                 "project.published",
                 "application/xml",
@@ -531,7 +484,7 @@ mod tests {
 
     #[test]
     fn upsert_needs_an_xml_document() {
-        let message = error(run(
+        let message = failed(run(
             event("project.published", "application/json", r#"{"id": "p1"}"#),
             json!({}),
         ));
@@ -541,13 +494,13 @@ mod tests {
         );
         let mut bad = event("project.published", "application/xml", "");
         bad.payload = vec![b'<', 0xff];
-        assert!(error(run(bad, json!({}))).contains("not UTF-8"));
+        assert!(failed(run(bad, json!({}))).contains("not UTF-8"));
     }
 
     #[test]
     fn xml_sent_as_a_json_string_is_accepted() {
         let xml = xml_named("Finance");
-        let body = delivered(run(
+        let body = delivered_json(run(
             event(
                 "project.promoted",
                 "application/json",
@@ -561,7 +514,7 @@ mod tests {
 
     #[test]
     fn deletes_accept_json_or_xml_and_carry_no_content() {
-        let body = delivered(run(
+        let body = delivered_json(run(
             event(
                 "project.deleted",
                 "application/json",
@@ -578,14 +531,14 @@ mod tests {
         );
         assert!(body.get("content").is_none(), "{body}");
 
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("project.deleted", "application/json", r#"{"id": "p-7"}"#),
             json!({}),
         ));
         assert_eq!(body["path"], "projects/project--p-7.xml");
         assert_eq!(body["message"], "project.deleted: (p-7)");
 
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("project.deleted", "application/xml", xml_named("Old")),
             json!({}),
         ));
@@ -596,14 +549,14 @@ mod tests {
     #[test]
     fn deletes_without_an_id_fail() {
         assert!(
-            error(run(
+            failed(run(
                 event("project.deleted", "application/xml", " "),
                 json!({})
             ))
             .starts_with("project.deleted carries no payload")
         );
         assert_eq!(
-            error(run(
+            failed(run(
                 event("project.deleted", "application/json", r#"{"name": "x"}"#),
                 json!({})
             )),
@@ -615,18 +568,18 @@ mod tests {
     fn bad_config_is_an_error_naming_the_field() {
         let published = || sample_event(PUBLISHED);
         assert_eq!(
-            error(run(published(), json!({"directory": "../outside"}))),
+            failed(run(published(), json!({"directory": "../outside"}))),
             "invalid plugin config: directory \"../outside\": has a segment starting with a dot"
         );
         assert!(
-            error(run(published(), json!({"branch": "a..b"})))
+            failed(run(published(), json!({"branch": "a..b"})))
                 .starts_with("invalid plugin config: branch \"a..b\"")
         );
         assert!(
-            error(run(published(), json!({"author": {"email": "a b"}})))
+            failed(run(published(), json!({"author": {"email": "a b"}})))
                 .starts_with("invalid plugin config: author.email")
         );
-        let unknown = error(run(published(), json!({"brnch": "main"})));
+        let unknown = failed(run(published(), json!({"brnch": "main"})));
         assert!(unknown.contains("unknown field `brnch`"), "{unknown}");
         // Checked before the event type, so a broken subscription shows up on any event.
         assert!(

@@ -301,58 +301,22 @@ impl Alert<'_> {
 
 #[cfg(test)]
 mod tests {
+    use hookshape_plugin_sdk::testing::{self, delivered_json, event, failed, sample_event};
+
     use super::*;
 
     const REPORT_RUN: &str =
         include_str!("../../../../shared/samples/analyst-studio-report-run-completed.json");
     const RUN_URL: &str = "https://studio.example.com/api/acme/reports/9f2c41/runs/b7d0e3";
 
-    fn event(event_type: &str, content_type: &str, payload: impl Into<Vec<u8>>) -> Event {
-        Event {
-            id: "evt_01JD8Z".into(),
-            tenant: "analyst-studio".into(),
-            event_type: event_type.into(),
-            timestamp: "2026-11-21T09:14:05Z".into(),
-            content_type: content_type.into(),
-            payload: payload.into(),
-        }
-    }
-
     fn report_run() -> Event {
-        let body: Value = serde_json::from_str(REPORT_RUN).unwrap();
-        event(
-            body["type"].as_str().unwrap(),
-            "application/json",
-            serde_json::to_vec(&body["payload"]).unwrap(),
-        )
+        sample_event(REPORT_RUN)
     }
 
+    /// Runs the plugin on `event` as posted to the `analyst-studio` tenant.
     fn run(event: Event, config: Value) -> Result<Outcome, Error> {
-        SlackThreshold::transform(
-            event,
-            Subscription {
-                id: "mode-revenue-alert".into(),
-                url: "https://hooks.slack.com/services/T000/B000/XXXX".into(),
-                config: config.to_string(),
-            },
-        )
-    }
-
-    fn delivered(outcome: Result<Outcome, Error>) -> Value {
-        match outcome {
-            Ok(Outcome::Deliver(request)) => {
-                assert_eq!(request.content_type.as_deref(), Some("application/json"));
-                serde_json::from_slice(&request.body).unwrap()
-            }
-            other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    fn error(outcome: Result<Outcome, Error>) -> String {
-        match outcome {
-            Err(e) => e.message().to_owned(),
-            other => panic!("expected an error, got {other:?}"),
-        }
+        let tenant = "analyst-studio".to_owned();
+        testing::run::<SlackThreshold>(Event { tenant, ..event }, config)
     }
 
     fn revenue(row: usize, op: &str, threshold: f64) -> Value {
@@ -363,7 +327,7 @@ mod tests {
     fn crossing_the_threshold_delivers_a_slack_message() {
         let mut config = revenue(0, ">", 100000.0);
         config["message"] = json!("Daily revenue crossed the line");
-        let body = delivered(run(report_run(), config));
+        let body = delivered_json(run(report_run(), config));
         assert_eq!(
             body["text"],
             "Daily revenue crossed the line: revenue is 128450.5 (&gt; 100000)"
@@ -422,7 +386,7 @@ mod tests {
             "message": "{tenant}: {name} {value} {op} {threshold} on {event_type} <&>",
             "channel": "#revenue", "username": "hookshape",
         });
-        let body = delivered(run(report_run(), config));
+        let body = delivered_json(run(report_run(), config));
         assert_eq!(
             body["text"],
             "analyst-studio: orders 1310 &gt;= 1000 on report_run_completed &lt;&amp;&gt;: orders is 1310 (&gt;= 1000)"
@@ -436,7 +400,7 @@ mod tests {
         let config = json!({"pointer": "/a~1b/c~0d", "op": "<", "threshold": 0,
                             "link_pointer": "/link"});
         let payload = json!({"a/b": {"c~d": -2.5}, "link": "javascript:alert(1)"});
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("metric", "application/json", payload.to_string()),
             config,
         ));
@@ -463,7 +427,7 @@ mod tests {
     fn missing_or_non_numeric_values_are_errors_by_default() {
         let payload = r#"{"rows": [{"revenue": "abc"}, {"revenue": null}]}"#;
         let missing = |pointer: &str| {
-            error(run(
+            failed(run(
                 event("report_run_completed", "application/json", payload),
                 json!({"pointer": pointer, "op": ">", "threshold": 1}),
             ))
@@ -504,7 +468,7 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_field() {
-        let bad_op = error(run(
+        let bad_op = failed(run(
             report_run(),
             json!({"pointer": "/rows/0/revenue", "op": "=>", "threshold": 1}),
         ));
@@ -512,19 +476,19 @@ mod tests {
             bad_op.starts_with("invalid plugin config at `op`: unknown variant `=>`"),
             "{bad_op}"
         );
-        let no_pointer = error(run(report_run(), json!({"op": ">", "threshold": 1})));
+        let no_pointer = failed(run(report_run(), json!({"op": ">", "threshold": 1})));
         assert!(
             no_pointer.contains("missing field `pointer`"),
             "{no_pointer}"
         );
         assert_eq!(
-            error(run(
+            failed(run(
                 report_run(),
                 json!({"pointer": "rows/0", "op": ">", "threshold": 1})
             )),
             "invalid plugin config at `pointer`: \"rows/0\" is not a JSON pointer (it must start with '/', e.g. \"/rows/0/revenue\")"
         );
-        let bad_threshold = error(run(
+        let bad_threshold = failed(run(
             report_run(),
             json!({"pointer": "/a", "op": ">", "threshold": "100k"}),
         ));
@@ -532,7 +496,7 @@ mod tests {
             bad_threshold.starts_with("invalid plugin config at `threshold`"),
             "{bad_threshold}"
         );
-        let typo = error(run(
+        let typo = failed(run(
             report_run(),
             json!({"pointer": "/a", "op": ">", "threshold": 1, "treshold": 2}),
         ));

@@ -203,6 +203,8 @@ fn check_json(body: &str) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use hookshape_plugin_sdk::testing::{self, delivered, event, failed, json_body, sample_event};
+
     use super::*;
 
     const REPORT_RUN: &str =
@@ -210,54 +212,8 @@ mod tests {
     const BATCH_FAILED: &str =
         include_str!("../../../../shared/samples/atscale-aggregate-batch-failed.json");
 
-    fn event(event_type: &str, content_type: &str, payload: impl Into<Vec<u8>>) -> Event {
-        Event {
-            id: "evt_01JD8Z".into(),
-            tenant: "acme".into(),
-            event_type: event_type.into(),
-            timestamp: "2026-11-21T09:14:05Z".into(),
-            content_type: content_type.into(),
-            payload: payload.into(),
-        }
-    }
-
-    fn sample_event(sample: &str) -> Event {
-        let body: Value = serde_json::from_str(sample).unwrap();
-        event(
-            body["type"].as_str().unwrap(),
-            "application/json",
-            serde_json::to_vec(&body["payload"]).unwrap(),
-        )
-    }
-
     fn run(event: Event, config: Value) -> Result<Outcome, Error> {
-        Template::transform(
-            event,
-            Subscription {
-                id: "sub_thin".into(),
-                url: "https://receiver.example.com/hook".into(),
-                config: config.to_string(),
-            },
-        )
-    }
-
-    fn delivered(outcome: Result<Outcome, Error>) -> Request {
-        match outcome {
-            Ok(Outcome::Deliver(request)) => request,
-            other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    fn error(outcome: Result<Outcome, Error>) -> String {
-        match outcome {
-            Err(e) => e.message().to_owned(),
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    fn json_body(request: &Request) -> Value {
-        assert_eq!(request.content_type.as_deref(), Some("application/json"));
-        serde_json::from_slice(&request.body).unwrap()
+        testing::run::<Template>(event, config)
     }
 
     #[test]
@@ -300,7 +256,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let message = error(run(
+        let message = failed(run(
             sample_event(REPORT_RUN),
             json!({"template": "{\n  \"a\": {{ payload.event | tojson }},\n  \"b\": {% if %}\n}"}),
         ));
@@ -312,7 +268,7 @@ mod tests {
 
     #[test]
     fn render_errors_name_the_line() {
-        let message = error(run(
+        let message = failed(run(
             sample_event(REPORT_RUN),
             json!({"template": "{\"n\":\n{{ payload.rows | nosuchfilter }}}"}),
         ));
@@ -324,7 +280,7 @@ mod tests {
 
     #[test]
     fn non_json_render_with_a_json_content_type_is_an_error() {
-        let message = error(run(
+        let message = failed(run(
             sample_event(REPORT_RUN),
             json!({"template": "Report {{ payload.report.name }} finished"}),
         ));
@@ -333,7 +289,7 @@ mod tests {
             "the rendered body is not valid JSON (expected value at line 1 column 1); it starts: Report Daily revenue finished"
         );
         let long = format!("{{\"a\": {}", "1".repeat(500));
-        let message = error(run(sample_event(REPORT_RUN), json!({"template": long})));
+        let message = failed(run(sample_event(REPORT_RUN), json!({"template": long})));
         let quoted = message.split_once("it starts: ").unwrap().1;
         assert_eq!(quoted, format!("{}...", &long[..200]));
     }
@@ -364,9 +320,13 @@ mod tests {
             "tenant": {{ event.tenant | tojson }}, "at": {{ event.timestamp | tojson }},
             "sub": {{ subscription.id | tojson }}, "url": {{ subscription.url | tojson }},
             "missing": {{ payload.a.b.c | tojson }}}"#;
-        let request = delivered(run(
+        let subscription = Subscription {
+            id: "sub_thin".into(),
+            ..testing::subscription(json!({"template": template}))
+        };
+        let request = delivered(Template::transform(
             event("project.published", "application/xml", "<project/>"),
-            json!({"template": template}),
+            subscription,
         ));
         assert_eq!(
             json_body(&request),
@@ -389,14 +349,14 @@ mod tests {
             Ok(Outcome::skip("the template rendered an empty body"))
         );
         assert!(
-            error(run(sample_event(REPORT_RUN), json!({"template": template})))
+            failed(run(sample_event(REPORT_RUN), json!({"template": template})))
                 .starts_with("the rendered body is not valid JSON")
         );
     }
 
     #[test]
     fn bad_config_names_the_field() {
-        let with = |config: Value| error(run(sample_event(REPORT_RUN), config));
+        let with = |config: Value| failed(run(sample_event(REPORT_RUN), config));
         assert!(with(json!({})).contains("missing field `template`"));
         assert_eq!(
             with(json!({"template": "{}", "content_type": "json"})),

@@ -174,40 +174,22 @@ fn describe<E: Display>(result: Result<String, E>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use hookshape_plugin_sdk::testing::{self, delivered, delivered_json, failed, skipped};
+
     use super::*;
 
-    fn event() -> Event {
-        Event {
-            id: "evt_1".into(),
-            tenant: "acme".into(),
-            event_type: "project.published".into(),
-            timestamp: "2025-01-01T00:00:00.000Z".into(),
-            content_type: "application/json".into(),
-            payload: br#"{"name":"Sales"}"#.to_vec(),
-        }
-    }
-
-    fn run(config: &str) -> Result<Outcome, Error> {
-        Testkit::transform(
-            event(),
-            Subscription {
-                id: "sub_1".into(),
-                url: "https://example.com/hook".into(),
-                config: config.into(),
-            },
-        )
-    }
-
-    fn delivered(outcome: Result<Outcome, Error>) -> Request {
-        match outcome {
-            Ok(Outcome::Deliver(r)) => r,
-            other => panic!("expected a delivery, got {other:?}"),
-        }
+    fn run(config: Value) -> Result<Outcome, Error> {
+        let event = testing::event(
+            "project.published",
+            "application/json",
+            r#"{"name":"Sales"}"#,
+        );
+        testing::run::<Testkit>(event, config)
     }
 
     #[test]
     fn echo_returns_the_payload_with_the_event_type() {
-        let r = delivered(run(r#"{"mode":"echo"}"#));
+        let r = delivered(run(json!({"mode": "echo"})));
         assert_eq!(r.body, br#"{"name":"Sales"}"#);
         assert_eq!(r.content_type.as_deref(), Some("application/json"));
         assert_eq!(
@@ -221,13 +203,12 @@ mod tests {
 
     #[test]
     fn wrap_embeds_payload_event_and_config() {
-        let r = delivered(run(r#"{"mode":"wrap","reason":"r"}"#));
-        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        let body = delivered_json(run(json!({"mode": "wrap", "reason": "r"})));
         assert_eq!(
             body,
             json!({
                 "wrapped": {"name": "Sales"},
-                "event_id": "evt_1",
+                "event_id": "evt_01JD8Z",
                 "type": "project.published",
                 "tenant": "acme",
                 "subscription_id": "sub_1",
@@ -239,17 +220,15 @@ mod tests {
     #[test]
     fn skip_error_and_headers_follow_the_config() {
         assert_eq!(
-            run(r#"{"mode":"skip","reason":"not today"}"#).unwrap(),
-            Outcome::skip("not today")
+            skipped(run(json!({"mode": "skip", "reason": "not today"}))),
+            "not today"
         );
         assert_eq!(
-            run(r#"{"mode":"error","message":"boom"}"#)
-                .unwrap_err()
-                .message(),
+            failed(run(json!({"mode": "error", "message": "boom"}))),
             "boom"
         );
         let r = delivered(run(
-            r#"{"mode":"headers","headers":{"host":"evil","x-a":"1"}}"#,
+            json!({"mode": "headers", "headers": {"host": "evil", "x-a": "1"}}),
         ));
         assert_eq!(
             r.headers,
@@ -262,9 +241,9 @@ mod tests {
 
     #[test]
     fn unknown_modes_and_fields_are_config_errors() {
-        let e = run(r#"{"mode":"dance"}"#).unwrap_err();
-        assert!(e.message().contains("unknown variant `dance`"), "{e}");
-        let e = run(r#"{"mode":"echo","colour":"red"}"#).unwrap_err();
-        assert!(e.message().contains("unknown field `colour`"), "{e}");
+        let e = failed(run(json!({"mode": "dance"})));
+        assert!(e.contains("unknown variant `dance`"), "{e}");
+        let e = failed(run(json!({"mode": "echo", "colour": "red"})));
+        assert!(e.contains("unknown field `colour`"), "{e}");
     }
 }

@@ -169,52 +169,19 @@ impl Flattener<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use hookshape_plugin_sdk::testing::{self, delivered_json, event, failed, sample_event};
     use serde_json::json;
+
+    use super::*;
 
     const COMMENT: &str = include_str!("../../../../shared/samples/alpana-comment-added.json");
     const DASHBOARD: &str =
         include_str!("../../../../shared/samples/alpana-dashboard-updated.json");
 
-    fn event(event_type: &str, content_type: &str, payload: impl Into<Vec<u8>>) -> Event {
-        Event {
-            id: "evt_01JD8Z".into(),
-            tenant: "alpana".into(),
-            event_type: event_type.into(),
-            timestamp: "2026-11-21T09:14:05Z".into(),
-            content_type: content_type.into(),
-            payload: payload.into(),
-        }
-    }
-
-    fn sample_event(sample: &str) -> Event {
-        let body: Value = serde_json::from_str(sample).unwrap();
-        event(
-            body["type"].as_str().unwrap(),
-            "application/json",
-            serde_json::to_vec(&body["payload"]).unwrap(),
-        )
-    }
-
+    /// Runs the plugin on `event` as posted to the `alpana` tenant.
     fn run(event: Event, config: Value) -> Result<Outcome, Error> {
-        Zapier::transform(
-            event,
-            Subscription {
-                id: "zap".into(),
-                url: "https://hooks.zapier.com/hooks/catch/1/abc/".into(),
-                config: config.to_string(),
-            },
-        )
-    }
-
-    fn delivered(outcome: Result<Outcome, Error>) -> Value {
-        match outcome {
-            Ok(Outcome::Deliver(request)) => {
-                assert_eq!(request.content_type.as_deref(), Some("application/json"));
-                serde_json::from_slice(&request.body).unwrap()
-            }
-            other => panic!("expected a delivery, got {other:?}"),
-        }
+        let tenant = "alpana".to_owned();
+        testing::run::<Zapier>(Event { tenant, ..event }, config)
     }
 
     fn assert_flat(body: &Value) {
@@ -225,7 +192,7 @@ mod tests {
 
     #[test]
     fn comment_sample_flattens_with_event_fields_on_top() {
-        let body = delivered(run(sample_event(COMMENT), json!({})));
+        let body = delivered_json(run(sample_event(COMMENT), json!({})));
         assert_eq!(
             body,
             json!({
@@ -248,7 +215,7 @@ mod tests {
 
     #[test]
     fn dashboard_sample_with_a_custom_separator() {
-        let body = delivered(run(sample_event(DASHBOARD), json!({"separator": "."})));
+        let body = delivered_json(run(sample_event(DASHBOARD), json!({"separator": "."})));
         assert_flat(&body);
         assert_eq!(body["dashboard.name"], "Cash position");
         assert_eq!(
@@ -270,7 +237,7 @@ mod tests {
             "tags": ["a", "b"],
             "empty": {}, "none": [],
         });
-        let body = delivered(run(
+        let body = delivered_json(run(
             event(
                 "report_run_completed",
                 "application/json",
@@ -290,14 +257,14 @@ mod tests {
     #[test]
     fn max_depth_keeps_deeper_values_as_json_text() {
         let payload = json!({"a": {"b": {"c": 1}, "d": 2}, "e": [[1, 2]]});
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("x", "application/json", payload.to_string()),
             json!({"max_depth": 2}),
         ));
         assert_eq!(body["a__b"], r#"{"c":1}"#);
         assert_eq!(body["a__d"], 2);
         assert_eq!(body["e__0"], "[1,2]");
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("x", "application/json", payload.to_string()),
             json!({"max_depth": 1}),
         ));
@@ -307,7 +274,7 @@ mod tests {
     #[test]
     fn colliding_keys_are_numbered_not_lost() {
         let payload = json!({"a": {"b": 2}, "a__b": 1, "payload__tenant": "x", "tenant": "y"});
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("x", "application/json", payload.to_string()),
             json!({}),
         ));
@@ -321,7 +288,7 @@ mod tests {
     #[test]
     fn non_json_and_scalar_payloads_become_content() {
         let xml = "<project id=\"p1\"/>";
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("project.published", "application/xml", xml),
             json!({}),
         ));
@@ -335,9 +302,9 @@ mod tests {
                 "content": xml,
             })
         );
-        let body = delivered(run(event("n", "application/json", "42"), json!({})));
+        let body = delivered_json(run(event("n", "application/json", "42"), json!({})));
         assert_eq!(body["content"], 42);
-        let body = delivered(run(
+        let body = delivered_json(run(
             event("l", "application/json", "[1, {\"x\": 2}]"),
             json!({}),
         ));
@@ -347,18 +314,17 @@ mod tests {
 
     #[test]
     fn bad_config_and_binary_payloads_are_errors() {
-        let err = |outcome: Result<Outcome, Error>| outcome.unwrap_err().message().to_owned();
         assert_eq!(
-            err(run(sample_event(COMMENT), json!({"separator": ""}))),
+            failed(run(sample_event(COMMENT), json!({"separator": ""}))),
             "invalid plugin config at `separator`: must not be empty"
         );
         assert_eq!(
-            err(run(sample_event(COMMENT), json!({"max_depth": 0}))),
+            failed(run(sample_event(COMMENT), json!({"max_depth": 0}))),
             "invalid plugin config at `max_depth`: must be at least 1"
         );
-        assert!(err(run(sample_event(COMMENT), json!({"depth": 2}))).contains("unknown field"));
+        assert!(failed(run(sample_event(COMMENT), json!({"depth": 2}))).contains("unknown field"));
         assert!(
-            err(run(
+            failed(run(
                 event("b", "application/octet-stream", vec![0xff, 0x00]),
                 json!({})
             ))

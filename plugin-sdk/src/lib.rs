@@ -122,7 +122,7 @@ pub mod testing;
 mod types;
 
 pub use error::Error;
-pub use types::{Event, Outcome, Request, Subscription};
+pub use types::{Event, Outcome, Request, Subscription, is_json_media_type};
 
 /// A payload transform: the one function a plugin implements.
 ///

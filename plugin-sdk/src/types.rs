@@ -35,7 +35,7 @@ impl Event {
 
     /// The payload decoded as `T`; the error names the offending field.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        decode_json(&self.payload, "the event payload")
+        decode_json(&self.payload, "event payload")
     }
 
     /// The payload as untyped JSON.
@@ -47,6 +47,32 @@ impl Event {
     pub fn text(&self) -> Result<&str, Error> {
         std::str::from_utf8(&self.payload)
             .map_err(|e| Error::msg(format!("the event payload is not UTF-8 text: {e}")))
+    }
+
+    /// The payload as the ingest body's `payload` field held it: parsed JSON
+    /// for a JSON content type (see [`is_json`](Self::is_json)), else the
+    /// document (XML, CSV, ...) as a JSON string. One value for any event,
+    /// e.g. to hand a template engine or to flatten.
+    ///
+    /// Fails as [`json_value`](Self::json_value) does when a JSON payload
+    /// does not parse, and as [`text`](Self::text) does when a document is
+    /// not UTF-8.
+    ///
+    /// ```
+    /// use hookshape_plugin_sdk::testing::event;
+    /// use serde_json::json;
+    ///
+    /// let order = event("order.paid", "application/json", r#"{"id": 7}"#);
+    /// assert_eq!(order.payload_value().unwrap(), json!({"id": 7}));
+    /// let xml = event("order.paid", "application/xml", "<order id=\"7\"/>");
+    /// assert_eq!(xml.payload_value().unwrap(), json!("<order id=\"7\"/>"));
+    /// ```
+    pub fn payload_value(&self) -> Result<serde_json::Value, Error> {
+        if self.is_json() {
+            self.json_value()
+        } else {
+            Ok(serde_json::Value::String(self.text()?.to_owned()))
+        }
     }
 }
 
@@ -124,7 +150,7 @@ impl From<Request> for Outcome {
 }
 
 /// True for `application/json` and `...+json`, parameters ignored.
-pub(crate) fn is_json_media_type(content_type: &str) -> bool {
+pub fn is_json_media_type(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
         || essence.to_ascii_lowercase().ends_with("+json")
@@ -146,6 +172,7 @@ fn decode_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
+    use serde_json::json;
 
     use super::*;
 
@@ -172,6 +199,7 @@ mod tests {
         assert!(event("Application/JSON; charset=utf-8", "{}").is_json());
         assert!(event("application/cloudevents+json", "{}").is_json());
         assert!(!event("application/xml", "<a/>").is_json());
+        assert!(!event("application/jsonl", "{}").is_json());
     }
 
     #[test]
@@ -182,6 +210,50 @@ mod tests {
         let mut bad = event("text/plain", "");
         bad.payload = vec![0xff, 0xfe];
         assert!(bad.text().unwrap_err().message().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn payload_values_are_json_or_the_document_as_a_string() {
+        let e = event("application/json", r#"{"rows":[1,2]}"#);
+        assert_eq!(e.payload_value().unwrap(), json!({"rows": [1, 2]}));
+        // A JSON string stays a string; a document that looks like JSON stays text.
+        let quoted = event("application/cloudevents+json", r#""x""#);
+        assert_eq!(quoted.payload_value().unwrap(), json!("x"));
+        let csv = event("text/csv; charset=utf-8", "[1,2]\n");
+        assert_eq!(csv.payload_value().unwrap(), json!("[1,2]\n"));
+        assert_eq!(event("text/plain", "").payload_value().unwrap(), json!(""));
+    }
+
+    #[test]
+    fn payload_values_that_do_not_match_the_content_type_are_errors() {
+        let not_json = event("application/json", "<a/>")
+            .payload_value()
+            .unwrap_err();
+        assert!(
+            not_json
+                .message()
+                .contains("expected value at line 1 column 1"),
+            "{not_json}"
+        );
+        let mut binary = event("application/octet-stream", "");
+        binary.payload = vec![0x50, 0x4b, 0x03, 0xff];
+        assert_eq!(
+            binary.payload_value().unwrap_err().message(),
+            "the event payload is not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 3"
+        );
+    }
+
+    #[test]
+    fn payload_values_give_back_the_ingested_payload() {
+        for ingest_body in [
+            json!({"type": "t", "payload": {"a": [1, null, "x"]}}),
+            json!({"type": "t", "payload": [1, 2]}),
+            json!({"type": "t", "content_type": "application/problem+json", "payload": "s"}),
+            json!({"type": "t", "content_type": "application/xml", "payload": "<a>&amp;</a>"}),
+        ] {
+            let event = crate::testing::sample_event(&ingest_body.to_string());
+            assert_eq!(event.payload_value().unwrap(), ingest_body["payload"]);
+        }
     }
 
     #[test]

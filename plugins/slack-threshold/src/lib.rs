@@ -9,7 +9,7 @@
 //! | `pointer` | required | RFC 6901 JSON pointer to the number to watch, e.g. `/rows/0/revenue` |
 //! | `op` | required | one of `>`, `>=`, `<`, `<=`, `==`, `!=`: deliver when `value op threshold` |
 //! | `threshold` | required | the number to compare with |
-//! | `on_missing` | `"error"` | no number at `pointer` (or a non-JSON payload): `"error"` fails the attempt, `"skip"` skips it |
+//! | `on_missing` | `"error"` | no number at `pointer` (or a non-JSON document such as XML): `"error"` fails the attempt, `"skip"` skips it |
 //! | `message` | the event type | headline; `{name}`, `{value}`, `{op}`, `{threshold}`, `{event_type}` and `{tenant}` are replaced |
 //! | `link_pointer` | `"/report_run_url"` | JSON pointer to an `http(s)` URL linked from the message, when present |
 //! | `channel` | none | `channel` override sent to Slack |
@@ -18,7 +18,8 @@
 //! The name of the value is the pointer's last segment (`revenue`). A delivery is
 //! `{"text": "Daily revenue crossed the line: revenue is 128450.5 (> 100000)", "blocks": [a
 //! section with the headline and figure, a context with the link, event type and tenant]}`; a skip
-//! reads `revenue 96410 is not > 100000`.
+//! reads `revenue 96410 is not > 100000`. A payload that does not match its content type (JSON that
+//! does not parse, a document that is not UTF-8) fails the attempt whatever `on_missing` says.
 
 use std::fmt;
 
@@ -35,12 +36,10 @@ impl Transform for SlackThreshold {
     fn transform(event: Event, subscription: Subscription) -> Result<Outcome, Error> {
         let config: Config = subscription.config()?;
         config.check()?;
-        let payload = if event.is_json() {
-            Some(event.json_value()?)
-        } else {
-            None
-        };
-        let value = match read_number(payload.as_ref(), &config.pointer) {
+        let payload = event.payload_value()?;
+        // A document (XML, CSV, ...) has no numbers to point at.
+        let json = event.is_json().then_some(&payload);
+        let value = match read_number(json, &config.pointer) {
             Ok(value) => value,
             Err(found) => {
                 let reason = format!("no number at {}: {found}", config.pointer);
@@ -65,8 +64,7 @@ impl Transform for SlackThreshold {
             config.op,
             Num(config.threshold)
         );
-        let link = payload
-            .as_ref()
+        let link = json
             .and_then(|p| p.pointer(&config.link_pointer))
             .and_then(|v| match v.as_str() {
                 Some(url) if is_linkable(url) => Some(url),
@@ -464,6 +462,21 @@ mod tests {
                 "no number at /rows/5/revenue: the payload is not JSON"
             ))
         );
+    }
+
+    #[test]
+    fn payloads_that_do_not_match_their_content_type_fail_even_with_on_missing_skip() {
+        let config = json!({"pointer": "/rows/0/revenue", "op": ">", "threshold": 1,
+                            "on_missing": "skip"});
+        assert_eq!(
+            failed(run(
+                event("upload", "application/octet-stream", vec![0xff]),
+                config.clone()
+            )),
+            "the event payload is not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 0"
+        );
+        let broken = failed(run(event("m", "application/json", "{\"rows\": ["), config));
+        assert!(broken.contains("EOF while parsing a list"), "{broken}");
     }
 
     #[test]

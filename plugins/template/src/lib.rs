@@ -25,12 +25,14 @@
 //! | `skip_if_empty` | `false` | a body that is empty or only whitespace skips the delivery instead of sending it |
 //!
 //! A template syntax error, a render error or a JSON body that does not parse fails the attempt
-//! with the template line or the parse error and the start of the rendered body.
+//! with the template line or the parse error and the start of the rendered body, as does a payload
+//! that does not match its content type (JSON that does not parse, a document that is not UTF-8).
 
 use std::collections::BTreeMap;
 
 use hookshape_plugin_sdk::{
     Error, Event, Outcome, Request, Subscription, Transform, export_transform, info,
+    is_json_media_type,
 };
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -48,11 +50,7 @@ impl Transform for Template {
     fn transform(event: Event, subscription: Subscription) -> Result<Outcome, Error> {
         let config: Config = subscription.config()?;
         config.check()?;
-        let payload = if event.is_json() {
-            event.json_value()?
-        } else {
-            Value::String(event.text()?.to_owned())
-        };
+        let payload = event.payload_value()?;
         let context = json!({
             "event": {
                 "id": event.id,
@@ -68,7 +66,7 @@ impl Transform for Template {
         if config.skip_if_empty && body.trim().is_empty() {
             return Ok(Outcome::skip("the template rendered an empty body"));
         }
-        if is_json(&config.content_type) {
+        if is_json_media_type(&config.content_type) {
             check_json(&body)?;
         }
         info!("rendered {} bytes of {}", body.len(), config.content_type);
@@ -150,17 +148,6 @@ fn is_token(s: &str) -> bool {
 /// Visible characters, spaces and tabs: no line breaks that would split the header.
 fn is_header_value(s: &str) -> bool {
     s.chars().all(|c| c == '\t' || !c.is_control())
-}
-
-/// `application/json` or a `+json` type, parameters ignored.
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
 }
 
 /// Compiles and renders the template. Nothing is auto-escaped and undefined values chain, so
@@ -339,6 +326,18 @@ mod tests {
     }
 
     #[test]
+    fn payloads_that_do_not_match_their_content_type_fail_before_rendering() {
+        let config = json!({"template": "{}"});
+        let binary = event("upload", "application/octet-stream", vec![0x50, 0x4b, 0xff]);
+        assert_eq!(
+            failed(run(binary, config.clone())),
+            "the event payload is not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 2"
+        );
+        let broken = failed(run(event("upload", "application/json", "{"), config));
+        assert!(broken.contains("EOF while parsing an object"), "{broken}");
+    }
+
+    #[test]
     fn empty_renders_skip_only_when_asked() {
         let template = "{% if payload.rows[0].revenue > 200000 %}{\"alert\": true}{% endif %}\n";
         assert_eq!(
@@ -375,14 +374,5 @@ mod tests {
             "invalid plugin config at `headers.Content-Type`: set the content type with `content_type`"
         );
         assert!(with(json!({"template": "{}", "skip_empty": true})).contains("unknown field"));
-    }
-
-    #[test]
-    fn json_content_types_are_recognised() {
-        assert!(is_json("application/json"));
-        assert!(is_json("Application/JSON; charset=utf-8"));
-        assert!(is_json("application/vnd.api+json"));
-        assert!(!is_json("text/plain"));
-        assert!(!is_json("application/jsonl"));
     }
 }

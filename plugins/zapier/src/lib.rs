@@ -38,11 +38,7 @@ impl Transform for Zapier {
     fn transform(event: Event, subscription: Subscription) -> Result<Outcome, Error> {
         let config: Config = subscription.config()?;
         config.check()?;
-        let payload = if event.is_json() {
-            event.json_value()?
-        } else {
-            Value::String(event.text()?.to_owned())
-        };
+        let payload = event.payload_value()?;
         let fields = flatten_event(&event, payload, &config);
         info!(
             "flattened {} into {} fields",

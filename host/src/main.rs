@@ -218,13 +218,17 @@ fn config_check(file: &Path) -> Result<ExitCode> {
     let mut problems = 0;
     for (name, plugin) in &config.plugins {
         let loaded = std::fs::read(&plugin.path)
-            .map_err(|e| format!("cannot read {}: {e}", plugin.path.display()))
+            .map_err(|e| format!("cannot read it: {e}"))
             .and_then(|wasm| runtime.load(&wasm).map_err(|e| e.to_string()));
         match loaded {
             Ok(p) => println!("plugin {name}: ok ({} bytes, sha256 {})", p.size, p.sha256),
             Err(why) => {
                 problems += 1;
-                eprintln!("{}: plugins.{name}: {why}", file.display());
+                eprintln!(
+                    "{}: plugins.{name}: {}: {why}",
+                    file.display(),
+                    plugin.path.display()
+                );
             }
         }
     }

@@ -49,6 +49,12 @@ pub enum RegistryError {
         name: PluginName,
         source: PluginError,
     },
+    #[error("plugin {name}: {path}: {source}")]
+    InvalidFile {
+        name: PluginName,
+        path: String,
+        source: PluginError,
+    },
     #[error("plugin {0} is declared in the config file; change it there")]
     ConfigManaged(PluginName),
     #[error(transparent)]
@@ -105,8 +111,9 @@ impl PluginRegistry {
         let loaded = self
             .runtime
             .load(&wasm)
-            .map_err(|source| RegistryError::Invalid {
+            .map_err(|source| RegistryError::InvalidFile {
                 name: name.clone(),
+                path: cfg.path.display().to_string(),
                 source,
             })?;
         let limits = PluginLimits {
@@ -220,5 +227,40 @@ fn info(p: &NamedPlugin) -> PluginInfo {
         sha256: p.loaded.sha256.clone(),
         size: p.loaded.size,
         source: p.source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declared_plugin_that_does_not_load_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("notes.wasm");
+        std::fs::write(&wasm, "not a component").unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let registry = PluginRegistry::new(PluginRuntime::new(None).unwrap(), store);
+        let declared = BTreeMap::from([(
+            "notes".parse::<PluginName>().unwrap(),
+            PluginConfig {
+                path: wasm.clone(),
+                timeout: PluginConfig::DEFAULT_TIMEOUT,
+                memory: PluginConfig::DEFAULT_MEMORY,
+            },
+        )]);
+
+        let errors = registry.load_config(&declared);
+
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [format!(
+                "plugin notes: {}: {}",
+                wasm.display(),
+                PluginError::NotWasm
+            )]
+        );
+        assert!(registry.list().is_empty());
     }
 }

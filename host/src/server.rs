@@ -87,6 +87,42 @@ impl Running {
     }
 }
 
+/// Starts the plugin engine and loads the config's plugins, then the
+/// uploaded ones. Compiling takes up to a second per plugin, so it runs on a
+/// blocking thread rather than stalling the reactor.
+async fn load_plugins(config: &Config, store: Store) -> Result<Arc<PluginRegistry>, ServerError> {
+    let cache_dir = config.storage.path.join("plugin-cache");
+    let declared = config.plugins.clone();
+    tokio::task::spawn_blocking(move || {
+        let runtime = PluginRuntime::new(Some(&cache_dir))
+            .map_err(|e| ServerError::Plugins(e.to_string()))?;
+        let plugins = PluginRegistry::new(runtime, store);
+        let mut problems: Vec<String> = plugins
+            .load_config(&declared)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        match plugins.load_stored() {
+            Ok(errors) => {
+                // An uploaded plugin that no longer loads (e.g. after an engine
+                // upgrade broke it) must not keep the server down: it is logged,
+                // and its subscriptions record transform failures until replaced.
+                for e in errors {
+                    tracing::error!(error = %e, "an uploaded plugin failed to load");
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+        if problems.is_empty() {
+            Ok(Arc::new(plugins))
+        } else {
+            Err(ServerError::Plugins(problems.join("; ")))
+        }
+    })
+    .await
+    .map_err(|e| ServerError::Plugins(format!("loading plugins panicked: {e}")))?
+}
+
 /// Builds everything from the config and starts serving.
 pub async fn start(config: Config, clock: SharedClock) -> Result<Running, ServerError> {
     let listen = config.server.listen;
@@ -101,28 +137,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         path: data.display().to_string(),
         source,
     })?;
-    let runtime = PluginRuntime::new(Some(&data.join("plugin-cache")))
-        .map_err(|e| ServerError::Plugins(e.to_string()))?;
-    let plugins = Arc::new(PluginRegistry::new(runtime, store.clone()));
-    let mut problems: Vec<String> = plugins
-        .load_config(&config.plugins)
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
-    match plugins.load_stored() {
-        Ok(errors) => {
-            // An uploaded plugin that no longer loads (e.g. after an engine
-            // upgrade broke it) must not keep the server down: it is logged,
-            // and its subscriptions record transform failures until replaced.
-            for e in errors {
-                tracing::error!(error = %e, "an uploaded plugin failed to load");
-            }
-        }
-        Err(e) => problems.push(e.to_string()),
-    }
-    if !problems.is_empty() {
-        return Err(ServerError::Plugins(problems.join("; ")));
-    }
+    let plugins = load_plugins(&config, store.clone()).await?;
     let extra_roots_pem = match &config.delivery.extra_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|source| ServerError::Read {
             path: path.display().to_string(),

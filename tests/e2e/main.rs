@@ -6,6 +6,7 @@
 //! real HTTP receiver gets. Nothing here reaches into the server's internals,
 //! and nothing leaves 127.0.0.1. Shared helpers live in [`harness`].
 
+mod bridges;
 mod core;
 mod harness;
 mod plugins;

@@ -263,7 +263,7 @@ secret = "{SECRET}"
         ),
         (
             r#"<project id="../../x" name="tab&#9;nl&#10;del&#127;cr&#13;end"/>"#,
-            "projects/tab-nl-",
+            "projects/tab-nl-del-cr-end--",
             "--2e2e2f2e2e2f78.xml",
         ),
     ];

@@ -83,7 +83,13 @@ impl Directory {
 /// everything else separates words. At most 64 characters; `project` when nothing is left.
 pub fn slug(name: &str) -> String {
     let mut slug = String::with_capacity(MAX_SLUG_LEN);
-    for c in deunicode::deunicode(name).chars() {
+    // Control characters separate words like spaces do; transliteration alone would drop them
+    // and glue the words around them together.
+    let spaced: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    for c in deunicode::deunicode(&spaced).chars() {
         if c.is_ascii_alphanumeric() {
             slug.push(c.to_ascii_lowercase());
         } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -229,6 +235,7 @@ mod tests {
         }
         assert_eq!(slug("../../etc/passwd"), "etc-passwd");
         assert_eq!(slug("/abs/path"), "abs-path");
+        assert_eq!(slug("tab\tnl\ndel\u{7f}cr\rend"), "tab-nl-del-cr-end");
     }
 
     #[test]

@@ -181,28 +181,13 @@ async fn serve(
     println!("hookshape listening on http://{}", running.addr);
     let stop = running.stopper();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        hookshape::server::shutdown_signal().await;
         tracing::info!("shutting down");
         stop.send_replace(true);
     });
     running.wait().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn config_check(file: &Path) -> Result<ExitCode> {

@@ -21,12 +21,20 @@ const fn us(n: u64) -> u64 {
 }
 
 /// Upper bounds (nanoseconds) for transform calls: a small plugin runs in tens
-/// of microseconds, the default timeout is 100ms and nothing sensible takes 1s.
+/// of microseconds (fine buckets there resolve a 25us budget), the default
+/// timeout is 100ms and nothing sensible takes 1s.
 const TRANSFORM_BOUNDS_NS: &[u64] = &[
+    us(5),
     us(10),
+    us(15),
+    us(20),
     us(25),
+    us(30),
+    us(40),
     us(50),
+    us(75),
     us(100),
+    us(150),
     us(250),
     us(500),
     ms(1),

@@ -24,6 +24,16 @@
 //! that covers every write made before the call, and concurrent callers share
 //! one flush (group commit) instead of paying one each.
 //!
+//! Ingests are also batched: sled seals and syncs its log buffer around every
+//! transaction, so one transaction per event would cost several disk writes
+//! each. [`Store::ingest`] checks for a duplicate and stages the encoded
+//! records; the commit thread writes everything staged in one transaction
+//! just before its next flush. A staged event is therefore visible to readers
+//! only once [`Store::durable`] has returned, which is when it may be
+//! acknowledged anyway. Events with a delivery to an `ordered` subscription
+//! are written at once instead, since picking the head needs the committed
+//! state.
+//!
 //! A delivery is in `queue` while it may run; an `ordered` subscription's
 //! deliveries wait in `sub_pending` only, and the head is queued when the one
 //! before it finishes. Ids sort by time, so `sub_pending` order is ingest order.
@@ -55,6 +65,9 @@ pub enum StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// sled's page cache size.
+const CACHE_BYTES: u64 = 32 << 20;
 
 /// The answer given to a source for an ingested event; repeated for a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +124,14 @@ pub struct DueWork {
     pub ready: Vec<DeliveryId>,
     /// When the earliest not-yet-due (or skipped) entry falls due, if any.
     pub next_due: Option<Timestamp>,
+    /// Where the last ready entry sits in the queue: the next scan can start
+    /// after it instead of walking past everything already handed out.
+    pub last: Option<QueuePosition>,
 }
+
+/// A place in the due-time queue (an entry's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePosition(sled::IVec);
 
 #[derive(Clone)]
 pub struct Store {
@@ -220,8 +240,23 @@ impl Store {
             .path(path)
             // Writers wait for explicit group-committed flushes instead.
             .flush_every_ms(None)
+            // sled's default page cache is 1 GiB; hot data (the queue head,
+            // recent events and deliveries) is far smaller, and the cache
+            // is most of the process's memory.
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         let tree = |name: &str| db.open_tree(name);
+        let staging_trees = StagingTrees {
+            events: tree("events")?,
+            source_ids: tree("source_ids")?,
+            deliveries: tree("deliveries")?,
+            event_deliveries: tree("event_deliveries")?,
+            queue: tree("queue")?,
+            sub_pending: tree("sub_pending")?,
+            attempts: tree("attempts")?,
+            sub_attempts: tree("sub_attempts")?,
+            subscriptions: tree("subscriptions")?,
+        };
         let inner = Inner {
             subscriptions: tree("subscriptions")?,
             events: tree("events")?,
@@ -236,7 +271,7 @@ impl Store {
             plugin_blobs: tree("plugin_blobs")?,
             index: RwLock::new(SubscriptionIndex::default()),
             ordered: Mutex::new(()),
-            commit: Flusher::start(db),
+            commit: Flusher::start(db, staging_trees),
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -370,13 +405,62 @@ impl Store {
 
     // --- events and deliveries ---
 
-    /// Stores the event and its deliveries in one transaction, unless the
-    /// tenant already has an event with the same source id. Not yet durable:
-    /// await [`Store::durable`] before acknowledging.
+    /// Stores the event and its deliveries atomically, unless the tenant
+    /// already has an event with the same source id. Not yet durable nor
+    /// visible: await [`Store::durable`] before acknowledging or reading it.
     pub fn ingest(&self, event: &Event, deliveries: &[(Delivery, bool)]) -> Result<Ingested> {
         // `bool`: the delivery's subscription is ordered.
-        let has_ordered = deliveries.iter().any(|(_, ordered)| *ordered);
-        let _ordered = has_ordered.then(|| self.ordered_lock());
+        if deliveries.iter().any(|(_, ordered)| *ordered) {
+            return self.ingest_now(event, deliveries);
+        }
+        let receipt = Receipt {
+            id: event.id.clone(),
+            deliveries: deliveries.len(),
+        };
+        let mut writes = Vec::with_capacity(1 + 4 * deliveries.len());
+        writes.push((Slot::Events, event.id.as_str().into(), encode(event)));
+        for (d, _) in deliveries {
+            if let Some(due) = d.next_attempt_at {
+                writes.push((Slot::Queue, queue_key(due, &d.id), Vec::new()));
+            }
+            writes.push((Slot::Deliveries, d.id.as_str().into(), encode(d)));
+            writes.push((
+                Slot::EventDeliveries,
+                key2(event.id.as_str(), d.id.as_str()),
+                Vec::new(),
+            ));
+            writes.push((
+                Slot::SubPending,
+                key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str()),
+                Vec::new(),
+            ));
+        }
+        let source_key = event
+            .source_id
+            .as_deref()
+            .map(|s| key2(event.tenant.as_str(), s));
+        let commit = &self.inner.commit.commit;
+        let mut staged = commit.lock_staged();
+        if let Some(key) = &source_key {
+            if let Some(first) = staged.source_ids.get(key) {
+                return Ok(Ingested::Duplicate(first.clone()));
+            }
+            if let Some(first) = self.inner.source_ids.get(key)? {
+                return Ok(Ingested::Duplicate(decode(key, &first)?));
+            }
+            writes.push((Slot::SourceIds, key.clone(), encode(&receipt)));
+            staged.source_ids.insert(key.clone(), receipt.clone());
+        }
+        staged.writes.extend(writes);
+        staged.source_keys.extend(source_key);
+        Ok(Ingested::New(receipt))
+    }
+
+    /// [`Store::ingest`] as its own transaction, written at once: for events
+    /// with deliveries to ordered subscriptions, whose heads are decided from
+    /// the committed state.
+    fn ingest_now(&self, event: &Event, deliveries: &[(Delivery, bool)]) -> Result<Ingested> {
+        let _ordered = self.ordered_lock();
         // Which ordered deliveries become their subscription's head: decided
         // under the lock, before the transaction, since it needs a scan.
         let mut queued = Vec::with_capacity(deliveries.len());
@@ -398,6 +482,11 @@ impl Store {
             .source_id
             .as_deref()
             .map(|s| key2(event.tenant.as_str(), s));
+        // Held through the transaction so a staged twin cannot slip in between.
+        let staged = self.inner.commit.commit.lock_staged();
+        if let Some(first) = source_key.as_ref().and_then(|k| staged.source_ids.get(k)) {
+            return Ok(Ingested::Duplicate(first.clone()));
+        }
         let i = &self.inner;
         untx(
             (
@@ -498,8 +587,26 @@ impl Store {
         limit: usize,
         skip: impl Fn(&DeliveryId) -> bool,
     ) -> Result<DueWork> {
+        self.due_after(now, limit, None, skip)
+    }
+
+    /// [`Store::due`] looking only past `after` (exclusive). Entries before
+    /// it are not seen, so a caller that finds nothing this way scans again
+    /// from the start before concluding there is no work.
+    pub fn due_after(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        after: Option<&QueuePosition>,
+        skip: impl Fn(&DeliveryId) -> bool,
+    ) -> Result<DueWork> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(p) => Bound::Excluded(p.0.clone()),
+            None => Bound::Unbounded,
+        };
         let mut work = DueWork::default();
-        for kv in self.inner.queue.iter() {
+        for kv in self.inner.queue.range((start, Bound::Unbounded)) {
             let (k, _) = kv?;
             let Some((due, id)) = parse_queue_key(&k) else {
                 continue;
@@ -516,6 +623,7 @@ impl Store {
                 break;
             }
             work.ready.push(id);
+            work.last = Some(QueuePosition(k));
         }
         Ok(work)
     }
@@ -523,6 +631,45 @@ impl Store {
     /// Number of runnable queued deliveries (for the queue-depth gauge).
     pub fn queue_len(&self) -> usize {
         self.inner.queue.len()
+    }
+
+    /// Records an attempt and its consequences, durably. Attempts of
+    /// unordered deliveries are batched with whatever else is staged (one
+    /// transaction and one flush for all); ordered ones go through
+    /// [`Store::finish_attempt`], which picks the next head.
+    pub async fn record_attempt(
+        &self,
+        result: &AttemptResult,
+        ordered: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        if ordered {
+            self.finish_attempt(result, ordered, now)?;
+            return self.durable().await;
+        }
+        let (d, a) = (&result.delivery, &result.attempt);
+        let staged = StagedFinish {
+            attempt_id: a.id.as_str().into(),
+            attempt: encode(a),
+            sub_attempt_key: key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
+            delivery_id: d.id.as_str().into(),
+            delivery: encode(d),
+            requeue: d.next_attempt_at.map(|due| queue_key(due, &d.id)),
+            ended: d
+                .state
+                .is_final()
+                .then(|| key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str())),
+            subscription: result
+                .subscription
+                .as_ref()
+                .map(|sub| (key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))),
+        };
+        self.inner.commit.commit.lock_staged().finishes.push(staged);
+        self.durable().await?;
+        if let Some(sub) = &result.subscription {
+            self.index_write().put(sub.clone());
+        }
+        Ok(())
     }
 
     /// Records an attempt and its consequences in one transaction. When the
@@ -692,6 +839,8 @@ impl Store {
 
 /// Enabled subscriptions by tenant and event type, so matching an event costs
 /// a hash lookup plus the tenant's wildcard patterns, not a scan of them all.
+/// Adding, changing or removing one subscription touches only its own
+/// entries, so declaring thousands at start is linear.
 #[derive(Default)]
 struct SubscriptionIndex {
     tenants: HashMap<Tenant, TenantIndex>,
@@ -699,63 +848,62 @@ struct SubscriptionIndex {
 
 #[derive(Default)]
 struct TenantIndex {
-    all: Vec<Arc<Subscription>>,
+    all: HashMap<SubscriptionId, Arc<Subscription>>,
     exact: HashMap<String, Vec<Arc<Subscription>>>,
     patterns: Vec<Arc<Subscription>>,
 }
 
 impl TenantIndex {
-    fn build(all: Vec<Arc<Subscription>>) -> Self {
-        let mut t = TenantIndex {
-            all,
-            ..Default::default()
-        };
-        for sub in t.all.iter().filter(|s| s.enabled) {
+    fn insert(&mut self, sub: Arc<Subscription>) {
+        self.remove(&sub.id);
+        if sub.enabled {
             if sub.events.iter().any(|p| p.ends_with('*')) {
-                t.patterns.push(sub.clone());
+                self.patterns.push(sub.clone());
             }
             for exact in sub.events.iter().filter(|p| !p.ends_with('*')) {
-                let list = t.exact.entry(exact.clone()).or_default();
+                let list = self.exact.entry(exact.clone()).or_default();
                 if !list.iter().any(|s| s.id == sub.id) {
                     list.push(sub.clone());
                 }
             }
         }
-        t
+        self.all.insert(sub.id.clone(), sub);
+    }
+
+    fn remove(&mut self, id: &SubscriptionId) {
+        let Some(old) = self.all.remove(id) else {
+            return;
+        };
+        self.patterns.retain(|s| &s.id != id);
+        for exact in old.events.iter().filter(|p| !p.ends_with('*')) {
+            if let Some(list) = self.exact.get_mut(exact) {
+                list.retain(|s| &s.id != id);
+                if list.is_empty() {
+                    self.exact.remove(exact);
+                }
+            }
+        }
     }
 }
 
 impl SubscriptionIndex {
     fn rebuild(&mut self, subs: Vec<Subscription>) {
-        let mut by_tenant: HashMap<Tenant, Vec<Arc<Subscription>>> = HashMap::new();
+        self.tenants.clear();
         for s in subs {
-            by_tenant
-                .entry(s.tenant.clone())
-                .or_default()
-                .push(Arc::new(s));
+            self.put(s);
         }
-        self.tenants = by_tenant
-            .into_iter()
-            .map(|(t, all)| (t, TenantIndex::build(all)))
-            .collect();
     }
 
     fn put(&mut self, sub: Subscription) {
-        let tenant = sub.tenant.clone();
-        let mut all = self
-            .tenants
-            .remove(&tenant)
-            .map(|t| t.all)
-            .unwrap_or_default();
-        all.retain(|s| s.id != sub.id);
-        all.push(Arc::new(sub));
-        self.tenants.insert(tenant, TenantIndex::build(all));
+        self.tenants
+            .entry(sub.tenant.clone())
+            .or_default()
+            .insert(Arc::new(sub));
     }
 
     fn remove(&mut self, tenant: &Tenant, id: &SubscriptionId) {
-        if let Some(t) = self.tenants.remove(tenant) {
-            let all: Vec<_> = t.all.into_iter().filter(|s| &s.id != id).collect();
-            self.tenants.insert(tenant.clone(), TenantIndex::build(all));
+        if let Some(t) = self.tenants.get_mut(tenant) {
+            t.remove(id);
         }
     }
 
@@ -773,9 +921,163 @@ impl SubscriptionIndex {
     }
 }
 
-/// Group commit: writers take a ticket after writing; one flusher thread
-/// flushes and publishes the highest ticket the flush covered.
+/// The trees a staged ingest writes to.
+struct StagingTrees {
+    events: sled::Tree,
+    source_ids: sled::Tree,
+    deliveries: sled::Tree,
+    event_deliveries: sled::Tree,
+    queue: sled::Tree,
+    sub_pending: sled::Tree,
+    attempts: sled::Tree,
+    sub_attempts: sled::Tree,
+    subscriptions: sled::Tree,
+}
+
+/// A finished attempt of an unordered delivery, encoded, waiting for the
+/// next batch.
+struct StagedFinish {
+    attempt_id: Vec<u8>,
+    attempt: Vec<u8>,
+    sub_attempt_key: Vec<u8>,
+    delivery_id: Vec<u8>,
+    delivery: Vec<u8>,
+    /// The queue key of the delivery's next attempt, if it stays pending.
+    requeue: Option<Vec<u8>>,
+    /// Its `sub_pending` key, removed when the delivery ends.
+    ended: Option<Vec<u8>>,
+    subscription: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Which of the [`StagingTrees`] a staged write goes to.
+#[derive(Clone, Copy)]
+enum Slot {
+    Events,
+    SourceIds,
+    Deliveries,
+    EventDeliveries,
+    Queue,
+    SubPending,
+}
+
+/// Ingests accepted but not yet written to sled.
+#[derive(Default)]
+struct Staged {
+    writes: Vec<(Slot, Vec<u8>, Vec<u8>)>,
+    finishes: Vec<StagedFinish>,
+    /// Receipts by `tenant \0 source id`, kept until their batch is
+    /// committed so a duplicate is caught while its first is in flight.
+    source_ids: HashMap<Vec<u8>, Receipt>,
+    /// The source keys of `writes`, to forget once they are committed.
+    source_keys: Vec<Vec<u8>>,
+}
+
+/// One staged finished attempt inside the batch transaction; see
+/// [`Store::finish_attempt`] for the rules.
+fn finish_in(
+    deliveries: &TransactionalTree,
+    queue: &TransactionalTree,
+    sub_pending: &TransactionalTree,
+    attempts: &TransactionalTree,
+    sub_attempts: &TransactionalTree,
+    subscriptions: &TransactionalTree,
+    f: &StagedFinish,
+) -> TxResult<()> {
+    attempts.insert(f.attempt_id.as_slice(), f.attempt.as_slice())?;
+    sub_attempts.insert(f.sub_attempt_key.as_slice(), &[][..])?;
+    let Some(raw) = deliveries.get(&f.delivery_id)? else {
+        return Ok(());
+    };
+    // One unreadable record must not hold up the whole batch.
+    let before: Delivery = match decode(&f.delivery_id, &raw) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "skipping an attempt's delivery update");
+            return Ok(());
+        }
+    };
+    if let Some(due) = before.next_attempt_at {
+        queue.remove(queue_key(due, &before.id))?;
+    }
+    if before.state != DeliveryState::Pending {
+        return Ok(());
+    }
+    deliveries.insert(f.delivery_id.as_slice(), f.delivery.as_slice())?;
+    if let Some(key) = &f.requeue {
+        queue.insert(key.as_slice(), &[][..])?;
+    }
+    if let Some(key) = &f.ended {
+        sub_pending.remove(key.as_slice())?;
+    }
+    if let Some((key, value)) = &f.subscription {
+        subscriptions.insert(key.as_slice(), value.as_slice())?;
+    }
+    Ok(())
+}
+
+impl StagingTrees {
+    /// Writes a batch of staged records and finished attempts in one
+    /// transaction.
+    fn commit(&self, writes: &[(Slot, Vec<u8>, Vec<u8>)], finishes: &[StagedFinish]) -> Result<()> {
+        untx(
+            (
+                &self.events,
+                &self.source_ids,
+                &self.deliveries,
+                &self.event_deliveries,
+                &self.queue,
+                &self.sub_pending,
+                &self.attempts,
+                &self.sub_attempts,
+                &self.subscriptions,
+            )
+                .transaction(
+                    |(
+                        events,
+                        source_ids,
+                        deliveries,
+                        event_deliveries,
+                        queue,
+                        sub_pending,
+                        attempts,
+                        sub_attempts,
+                        subscriptions,
+                    )| {
+                        for f in finishes {
+                            finish_in(
+                                deliveries,
+                                queue,
+                                sub_pending,
+                                attempts,
+                                sub_attempts,
+                                subscriptions,
+                                f,
+                            )?;
+                        }
+                        for (slot, key, value) in writes {
+                            let tree = match slot {
+                                Slot::Events => events,
+                                Slot::SourceIds => source_ids,
+                                Slot::Deliveries => deliveries,
+                                Slot::EventDeliveries => event_deliveries,
+                                Slot::Queue => queue,
+                                Slot::SubPending => sub_pending,
+                            };
+                            tree.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        Ok(())
+                    },
+                ),
+        )
+    }
+}
+
+/// Group commit: writers take a ticket after writing (or staging); one
+/// thread commits what is staged, flushes, and publishes the highest ticket
+/// the flush covered.
 struct GroupCommit {
+    staged: Mutex<Staged>,
+    trees: StagingTrees,
     written: AtomicU64,
     flushed: watch::Sender<u64>,
     failed: watch::Sender<Option<String>>,
@@ -797,8 +1099,10 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(db: sled::Db) -> Self {
+    fn start(db: sled::Db, trees: StagingTrees) -> Self {
         let commit = Arc::new(GroupCommit {
+            staged: Mutex::new(Staged::default()),
+            trees,
             written: AtomicU64::new(0),
             flushed: watch::Sender::new(0),
             failed: watch::Sender::new(None),
@@ -842,7 +1146,20 @@ impl GroupCommit {
                 kick.pending = false;
                 kick.stop
             };
+            // Read before taking the batch: everything staged before a
+            // ticket was taken is in this batch or an earlier one.
             let target = self.written.load(Ordering::SeqCst);
+            let (writes, finishes, source_keys) = {
+                let mut staged = self.lock_staged();
+                (
+                    std::mem::take(&mut staged.writes),
+                    std::mem::take(&mut staged.finishes),
+                    std::mem::take(&mut staged.source_keys),
+                )
+            };
+            if !writes.is_empty() || !finishes.is_empty() {
+                self.commit_batch(&writes, &finishes, &source_keys);
+            }
             match db.flush() {
                 Ok(_) => {
                     self.failed.send_replace(None);
@@ -858,6 +1175,34 @@ impl GroupCommit {
             if stop {
                 return;
             }
+        }
+    }
+
+    fn lock_staged(&self) -> std::sync::MutexGuard<'_, Staged> {
+        self.staged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a staged batch, retrying until storage takes it: its events
+    /// may already be promised to a waiter of a later ticket.
+    fn commit_batch(
+        &self,
+        writes: &[(Slot, Vec<u8>, Vec<u8>)],
+        finishes: &[StagedFinish],
+        source_keys: &[Vec<u8>],
+    ) {
+        loop {
+            match self.trees.commit(writes, finishes) {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "writing staged events failed; retrying");
+                    self.failed.send_replace(Some(e.to_string()));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        let mut staged = self.lock_staged();
+        for key in source_keys {
+            staged.source_ids.remove(key);
         }
     }
 
@@ -1025,8 +1370,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn due_respects_time_limit_and_skips() {
+    #[tokio::test]
+    async fn due_respects_time_limit_and_skips() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let s = sub("s1", &["*"], false);
@@ -1037,6 +1382,7 @@ mod tests {
             .collect();
         let with_flags: Vec<_> = ds.iter().map(|d| (d.clone(), false)).collect();
         store.ingest(&e, &with_flags).unwrap();
+        store.durable().await.unwrap();
         let work = store.due(Timestamp(500), 10, |_| false).unwrap();
         assert_eq!(
             work.ready,
@@ -1046,6 +1392,83 @@ mod tests {
         let work = store.due(Timestamp(500), 1, |id| id == &ds[1].id).unwrap();
         assert_eq!(work.ready, vec![ds[2].id.clone()]);
         assert_eq!(work.next_due, Some(Timestamp(300)));
+    }
+
+    #[tokio::test]
+    async fn staged_ingests_are_invisible_until_durable_and_still_deduplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("s1", &["*"], false);
+        let e = event(Some("src-7"));
+        let d = delivery(&e, &s, 100);
+        let first = store.ingest(&e, &[(d.clone(), false)]).unwrap();
+        let twin = event(Some("src-7"));
+        let again = store
+            .ingest(&twin, &[(delivery(&twin, &s, 100), false)])
+            .unwrap();
+        assert_eq!(
+            again,
+            Ingested::Duplicate(Receipt {
+                id: e.id.clone(),
+                deliveries: 1
+            }),
+            "a duplicate of a staged event is caught before it is committed"
+        );
+        assert_eq!(
+            first,
+            Ingested::New(Receipt {
+                id: e.id.clone(),
+                deliveries: 1
+            })
+        );
+        let many: Vec<Event> = (0..50).map(|_| event(None)).collect();
+        for m in &many {
+            store.ingest(m, &[(delivery(m, &s, 200), false)]).unwrap();
+        }
+        store.durable().await.unwrap();
+        assert_eq!(store.get_event(&e.id).unwrap(), Some(e.clone()));
+        assert!(store.get_event(&twin.id).unwrap().is_none());
+        assert_eq!(
+            store
+                .due(Timestamp(200), 100, |_| false)
+                .unwrap()
+                .ready
+                .len(),
+            51
+        );
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.event_deliveries(&many[49].id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn index_changes_touch_only_the_changed_subscription() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for k in 0..2000 {
+            store
+                .put_subscription(&sub(&format!("s{k}"), &[&format!("t.{k}")], false))
+                .unwrap();
+        }
+        let ids = |t: &str| -> Vec<String> {
+            store
+                .matching_subscriptions(&tenant(), t)
+                .iter()
+                .map(|s| s.id.to_string())
+                .collect()
+        };
+        assert_eq!(ids("t.1999"), ["s1999"]);
+        store
+            .put_subscription(&sub("s5", &["t.other", "u.*"], false))
+            .unwrap();
+        assert!(ids("t.5").is_empty(), "the old event type is forgotten");
+        assert_eq!(ids("t.other"), ["s5"]);
+        assert_eq!(ids("u.7"), ["s5"]);
+        assert_eq!(ids("t.7"), ["s7"]);
+        let mut off = sub("s7", &["t.7"], false);
+        off.enabled = false;
+        store.put_subscription(&off).unwrap();
+        assert!(ids("t.7").is_empty());
     }
 
     #[test]
@@ -1086,8 +1509,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn cancelling_clears_the_queue_and_keeps_late_attempts_from_reviving() {
+    #[tokio::test]
+    async fn cancelling_clears_the_queue_and_keeps_late_attempts_from_reviving() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let s = sub("s1", &["*"], false);
@@ -1095,6 +1518,7 @@ mod tests {
         let e = event(None);
         let d = delivery(&e, &s, 100);
         store.ingest(&e, &[(d.clone(), false)]).unwrap();
+        store.durable().await.unwrap();
         assert_eq!(
             store
                 .cancel_pending(&tenant(), &s.id, Timestamp(100))
@@ -1128,14 +1552,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn attempts_page_newest_first_with_cursor() {
+    #[tokio::test]
+    async fn attempts_page_newest_first_with_cursor() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let s = sub("s1", &["*"], false);
         let e = event(None);
         let d = delivery(&e, &s, 100);
         store.ingest(&e, &[(d.clone(), false)]).unwrap();
+        store.durable().await.unwrap();
         for _ in 0..5 {
             finish(&store, &d, DeliveryState::Pending, false, 100);
         }

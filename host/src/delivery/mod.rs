@@ -27,7 +27,7 @@ use crate::ids::{DeliveryId, EventId};
 use crate::metrics::Metrics;
 use crate::model::{Event, Subscription};
 use crate::registry::PluginRegistry;
-use crate::store::Store;
+use crate::store::{QueuePosition, Store};
 
 /// The delivery settings from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -120,6 +120,12 @@ impl Engine {
     /// attempts in flight and returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut tasks = JoinSet::new();
+        // Past the last entry handed out: in-flight deliveries stay queued
+        // until recorded, and walking past hundreds of them on every wake-up
+        // would cost more than the deliveries. A scan from here that finds
+        // nothing is followed by one from the start, which also catches
+        // entries that sorted before it (same millisecond, retries).
+        let mut cursor: Option<QueuePosition> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -131,13 +137,20 @@ impl Engine {
             if free > 0 {
                 let work = {
                     let running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                    self.ctx.store.due(now, free, |id| running.contains(id))
+                    self.ctx
+                        .store
+                        .due_after(now, free, cursor.as_ref(), |id| running.contains(id))
                 };
                 match work {
                     Ok(work) if !work.ready.is_empty() => {
+                        cursor = work.last;
                         for id in work.ready {
                             self.spawn(&mut tasks, id);
                         }
+                        continue;
+                    }
+                    Ok(_) if cursor.is_some() => {
+                        cursor = None;
                         continue;
                     }
                     Ok(work) => next_due = work.next_due,

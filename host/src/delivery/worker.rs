@@ -2,7 +2,7 @@
 //! attempt needs (or finds it should not run), [`execute`] runs the plugin and
 //! makes the HTTP call, [`conclude`] decides what the result means for the
 //! delivery and the subscription. Only [`attempt`] touches the store's write
-//! side, in one transaction.
+//! side, in one transaction (batched with other attempts and ingests).
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -68,7 +68,8 @@ pub async fn attempt(ctx: &Context, id: &DeliveryId) -> Result<(), StoreError> {
     }
     let result = conclude(&job, executed, started_at, ctx.clock.now(), &ctx.settings);
     ctx.store
-        .finish_attempt(&result, job.subscription.ordered, ctx.clock.now())?;
+        .record_attempt(&result, job.subscription.ordered, ctx.clock.now())
+        .await?;
     ctx.metrics.attempt_finished(
         result.attempt.outcome,
         Duration::from_millis(result.attempt.duration_ms),

@@ -16,8 +16,9 @@
 //! rather than on a blocking thread: there is no thread hop per call (the
 //! budget for instantiate + call + drop is tens of microseconds), a plugin
 //! that blocks inside a WASI call (a sleep, a poll) holds no thread and is
-//! cancelled by the same timeout, and a plugin that computes yields to the
-//! executor at every epoch tick, so it holds a worker for at most one tick.
+//! cancelled by the same timeout, and a plugin that computes for longer than
+//! a couple of milliseconds yields to the executor at every epoch tick after
+//! that, so it holds a worker for at most that long at a time.
 
 mod cache;
 mod sandbox;
@@ -64,6 +65,12 @@ const MAX_INSTANCES: u32 = 256;
 /// before yielding. 1 ms keeps a 100 ms timeout within 1% and costs one
 /// wake-up of one thread per millisecond.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How long a call runs before it starts yielding to the executor at each
+/// epoch tick. A typical transform finishes in well under this: yielding it
+/// midway would put it at the back of a busy run queue and multiply its
+/// wall time for nothing, while a long computation still yields every tick.
+const RUN_BEFORE_YIELDING: Duration = Duration::from_millis(2);
 
 /// The largest linear memory any plugin can have: all a 32-bit memory can
 /// address, so the per-plugin cap ([`PluginLimits::memory_bytes`]) is the
@@ -341,13 +348,18 @@ impl PluginRuntime {
         let memory_bytes = limits.memory_bytes.min(MAX_MEMORY_BYTES);
         let mut store = Store::new(&self.engine, Sandbox::new(memory_bytes, log));
         store.limiter(|sandbox| &mut sandbox.limiter);
-        let deadline = Instant::now() + limits.timeout;
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let yield_from = started + RUN_BEFORE_YIELDING;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+            let now = Instant::now();
+            Ok(if now >= deadline {
                 UpdateDeadline::Interrupt
-            } else {
+            } else if now >= yield_from {
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            } else {
+                UpdateDeadline::Continue(1)
             })
         });
 

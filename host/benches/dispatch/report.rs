@@ -1,0 +1,126 @@
+//! One row per scenario and the table they print as: throughput, ack-to-
+//! receipt latency, the server's own transform histogram, peak RSS, and the
+//! ratio to the raw loopback limit measured in the same run.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::receiver::Receipt;
+
+/// Latency percentiles of one scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Percentiles {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Percentiles {
+    /// `None` for an empty sample.
+    pub fn of(mut samples: Vec<Duration>) -> Option<Percentiles> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Some(Percentiles {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: *samples.last().expect("not empty"),
+        })
+    }
+}
+
+/// Ack-to-receipt latency of every receipt whose `webhook-id` was acked. A
+/// delivery can land before its 202 reaches the generator: that counts as 0.
+pub fn ack_to_receipt(
+    acks: &HashMap<Box<str>, Instant>,
+    receipts: &[Receipt],
+) -> Option<Percentiles> {
+    let samples = receipts
+        .iter()
+        .filter_map(|r| {
+            let ack = acks.get(r.webhook_id.as_deref()?)?;
+            Some(r.at.saturating_duration_since(*ack))
+        })
+        .collect();
+    Percentiles::of(samples)
+}
+
+/// Receipts per second from `from` to the last receipt.
+pub fn rate_since(from: Instant, receipts: &[Receipt]) -> Option<f64> {
+    let last = receipts.iter().map(|r| r.at).max()?;
+    Some(receipts.len() as f64 / last.saturating_duration_since(from).as_secs_f64().max(1e-9))
+}
+
+#[derive(Debug, Default)]
+pub struct Row {
+    pub name: String,
+    pub events_per_s: Option<f64>,
+    pub deliveries_per_s: Option<f64>,
+    pub latency: Option<Percentiles>,
+    pub transform_p50: Option<Duration>,
+    pub transform_p99: Option<Duration>,
+    pub peak_rss_kib: Option<u64>,
+    /// Anything the columns cannot say (counts, restart time, failures).
+    pub note: String,
+}
+
+impl Row {
+    pub fn new(name: &str) -> Row {
+        Row {
+            name: name.to_owned(),
+            ..Row::default()
+        }
+    }
+
+    /// The figure compared with the raw limit: deliveries/s, else events/s.
+    fn throughput(&self) -> Option<f64> {
+        self.deliveries_per_s.or(self.events_per_s)
+    }
+}
+
+fn rate(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.0}"))
+}
+
+fn time(d: Option<Duration>) -> String {
+    match d {
+        None => "-".into(),
+        Some(d) if d < Duration::from_millis(1) => format!("{} us", d.as_micros()),
+        Some(d) if d < Duration::from_secs(1) => format!("{:.1} ms", d.as_secs_f64() * 1e3),
+        Some(d) => format!("{:.2} s", d.as_secs_f64()),
+    }
+}
+
+/// The rows as a Markdown table; the first row is the raw limit.
+pub fn table(rows: &[Row]) -> String {
+    let raw = rows.first().and_then(Row::throughput);
+    let mut out = String::from(
+        "| scenario | events/s | deliveries/s | e2e p50 | e2e p99 | transform p50 | transform p99 | peak RSS | vs raw | notes |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for row in rows {
+        let ratio = match (row.throughput(), raw) {
+            (Some(t), Some(r)) if r > 0.0 => format!("{:.0}%", 100.0 * t / r),
+            _ => "-".into(),
+        };
+        let rss = row
+            .peak_rss_kib
+            .map_or("-".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.name,
+            rate(row.events_per_s),
+            rate(row.deliveries_per_s),
+            time(row.latency.map(|l| l.p50)),
+            time(row.latency.map(|l| l.p99)),
+            time(row.transform_p50),
+            time(row.transform_p99),
+            rss,
+            ratio,
+            row.note
+        ));
+    }
+    out
+}

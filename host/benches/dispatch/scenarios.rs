@@ -1,0 +1,390 @@
+//! The scenarios. Each starts its own receiver and its own `hookshape serve`
+//! with a fresh data directory, drives it, and returns its table row; sizes
+//! come from [`Sizes`] (full or `--quick`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::load::{self, BodyFn, LoadResult, Stop, Target};
+use crate::receiver::{Receipt, Receiver};
+use crate::report::{self, Percentiles, Row};
+use crate::server::{self, ServerProcess, SubscriptionSpec};
+
+/// Concurrent clients of every closed-loop run.
+const CONCURRENCY: usize = 64;
+const TRANSFORM_HISTOGRAM: &str = "hookshape_transform_duration_seconds";
+const SLACK_CONFIG: &str = r#"{ pointer = "/rows/0/revenue", op = ">", threshold = 100000 }"#;
+const GIT_CONFIG: &str = "{}";
+
+/// How big each scenario is.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub raw: Duration,
+    /// Events ingested with the receiver paused; they become the pending
+    /// deliveries of the restart scenario.
+    pub ingest_events: u64,
+    pub e2e_events: u64,
+    pub fanout_events: u64,
+    pub fanout: usize,
+    pub many_subscriptions: usize,
+    pub fixed_rate: u64,
+    pub fixed_for: Duration,
+    /// The longest a scenario waits for its deliveries to arrive.
+    pub drain_deadline: Duration,
+}
+
+impl Sizes {
+    pub fn full() -> Sizes {
+        Sizes {
+            raw: Duration::from_secs(5),
+            ingest_events: 100_000,
+            e2e_events: 30_000,
+            fanout_events: 3_000,
+            fanout: 10,
+            many_subscriptions: 10_000,
+            fixed_rate: 1_000,
+            fixed_for: Duration::from_secs(30),
+            drain_deadline: Duration::from_secs(90),
+        }
+    }
+
+    pub fn quick() -> Sizes {
+        Sizes {
+            raw: Duration::from_millis(500),
+            ingest_events: 1_000,
+            e2e_events: 300,
+            fanout_events: 30,
+            fanout: 10,
+            many_subscriptions: 500,
+            fixed_rate: 200,
+            fixed_for: Duration::from_secs(1),
+            drain_deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Event bodies built from a sample: a unique source `id` per event and an
+/// event type chosen per index, the rest of the document shared.
+fn event_bodies(
+    sample: &str,
+    event_type: impl Fn(u64) -> String + Send + Sync + 'static,
+) -> BodyFn {
+    let path = hookshape::plugin::testing::workspace_dir()
+        .join("../shared/samples")
+        .join(format!("{sample}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut doc: Value = serde_json::from_str(&text).expect("a JSON sample");
+    let fields = doc.as_object_mut().expect("a sample is an object");
+    fields.remove("id");
+    fields.remove("type");
+    let rest = serde_json::to_string(&doc).expect("JSON");
+    let rest: Arc<str> = rest.strip_prefix('{').expect("an object").into();
+    Arc::new(move |i| {
+        Bytes::from(format!(
+            "{{\"id\":\"bench-{i}\",\"type\":\"{}\",{rest}",
+            event_type(i)
+        ))
+    })
+}
+
+fn ingest_target(server: &ServerProcess, body: BodyFn) -> Target {
+    Target {
+        uri: server.events_uri(),
+        token: Some(server::TOKEN.into()),
+        body,
+    }
+}
+
+/// A fresh directory with the config written into it.
+fn prepare(plugins: &[(&str, PathBuf)], subs: &[SubscriptionSpec]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        dir.path().join("hookshape.toml"),
+        server::config_toml(plugins, subs),
+    )
+    .expect("writing the config");
+    dir
+}
+
+fn subscription(
+    id: impl Into<String>,
+    receiver: &Receiver,
+    events: impl Into<String>,
+) -> SubscriptionSpec {
+    SubscriptionSpec {
+        id: id.into(),
+        url: receiver.url(),
+        events: events.into(),
+        plugin: None,
+    }
+}
+
+fn counts_note(load: &LoadResult, expected: u64, receipts: &[Receipt]) -> String {
+    let mut note = format!("{} events, {} deliveries", load.ok, receipts.len());
+    if load.failed > 0 {
+        note.push_str(&format!(", {} ingests failed", load.failed));
+    }
+    if (receipts.len() as u64) < expected {
+        note.push_str(&format!(", INCOMPLETE: {expected} expected"));
+    }
+    note
+}
+
+/// Scenario 1: the generator posts straight to the receiver: the loopback limit.
+pub async fn raw_limit(sizes: Sizes) -> Row {
+    let receiver = Receiver::start().await;
+    let target = Target {
+        uri: receiver.url().parse().expect("a URI"),
+        token: None,
+        body: event_bodies("analyst-studio-report-run-completed", |_| {
+            "report_run_completed".into()
+        }),
+    };
+    let load = load::closed_loop(target, CONCURRENCY, Stop::After(sizes.raw)).await;
+    let mut row = Row::new("1. raw loopback (no hookshape)");
+    row.deliveries_per_s = Some(load.per_second());
+    row.note = format!("{} requests straight to the receiver", load.ok);
+    row
+}
+
+/// Scenarios 2 and 7: ingest with the receiver paused, then SIGKILL the server and
+/// restart it on the same data with every delivery still pending.
+pub async fn ingest_then_restart(sizes: Sizes) -> (Row, Row) {
+    let receiver = Receiver::start().await;
+    let dir = prepare(
+        &[],
+        &[subscription("s0", &receiver, "report_run_completed")],
+    );
+    receiver.set_paused(true);
+    let server = ServerProcess::start(dir.path()).await;
+    let body = event_bodies("analyst-studio-report-run-completed", |_| {
+        "report_run_completed".into()
+    });
+    let load = load::closed_loop(
+        ingest_target(&server, body),
+        CONCURRENCY,
+        Stop::Count(sizes.ingest_events),
+    )
+    .await;
+    let mut ingest = Row::new("2. ingest only (receiver paused)");
+    ingest.events_per_s = Some(load.per_second());
+    ingest.peak_rss_kib = server.peak_rss_kib();
+    ingest.note = format!("{} durable acks, {} failed", load.ok, load.failed);
+    server.kill9().await;
+    receiver.set_paused(false);
+
+    let server = ServerProcess::start(dir.path()).await;
+    let listening = server.spawned_at.elapsed();
+    let all = receiver
+        .wait_for(load.ok, tokio::time::Instant::now() + sizes.drain_deadline)
+        .await;
+    let receipts = receiver.take();
+    let mut restart = Row::new("7. restart with pending deliveries");
+    restart.peak_rss_kib = server.peak_rss_kib();
+    if let Some(first) = receipts.iter().map(|r| r.at).min() {
+        restart.deliveries_per_s = report::rate_since(first, &receipts);
+        restart.note = format!(
+            "{} pending after kill -9; listening {}ms, first delivery {}ms after spawn",
+            load.ok,
+            listening.as_millis(),
+            first
+                .saturating_duration_since(server.spawned_at)
+                .as_millis()
+        );
+    }
+    if !all {
+        restart
+            .note
+            .push_str(&format!(", INCOMPLETE: {} of {}", receipts.len(), load.ok));
+    }
+    server.kill9().await;
+    (ingest, restart)
+}
+
+/// What an end-to-end run measures, whatever the server setup.
+struct EndToEnd {
+    load: LoadResult,
+    started: Instant,
+    receipts: Vec<Receipt>,
+    expected: u64,
+}
+
+impl EndToEnd {
+    async fn finish(self, name: &str, server: &ServerProcess) -> Row {
+        let mut row = Row::new(name);
+        row.events_per_s = Some(self.load.per_second());
+        row.deliveries_per_s = report::rate_since(self.started, &self.receipts);
+        row.latency = report::ack_to_receipt(&self.load.acks, &self.receipts);
+        let metrics = server.metrics().await;
+        row.transform_p50 = server::histogram_quantile(&metrics, TRANSFORM_HISTOGRAM, 0.5);
+        row.transform_p99 = server::histogram_quantile(&metrics, TRANSFORM_HISTOGRAM, 0.99);
+        row.peak_rss_kib = server.peak_rss_kib();
+        row.note = counts_note(&self.load, self.expected, &self.receipts);
+        row
+    }
+}
+
+/// Ingests `events` closed-loop and waits for `per_event` deliveries of each.
+async fn drive(
+    sizes: Sizes,
+    server: &ServerProcess,
+    receiver: &Receiver,
+    body: BodyFn,
+    events: u64,
+    per_event: u64,
+) -> EndToEnd {
+    let started = Instant::now();
+    let load = load::closed_loop(
+        ingest_target(server, body),
+        CONCURRENCY,
+        Stop::Count(events),
+    )
+    .await;
+    let expected = load.ok * per_event;
+    receiver
+        .wait_for(expected, tokio::time::Instant::now() + sizes.drain_deadline)
+        .await;
+    EndToEnd {
+        load,
+        started,
+        receipts: receiver.take(),
+        expected,
+    }
+}
+
+/// Scenarios 3 and 4: one subscription on the report-run sample, with or without the
+/// `slack-threshold` plugin (configured so every event crosses the threshold).
+pub async fn one_subscription(sizes: Sizes, plugin: bool) -> Row {
+    let receiver = Receiver::start().await;
+    let mut sub = subscription("s0", &receiver, "report_run_completed");
+    let mut plugins = Vec::new();
+    if plugin {
+        plugins.push((
+            "slack-threshold",
+            hookshape::plugin::testing::build_plugin("slack-threshold"),
+        ));
+        sub.plugin = Some(("slack-threshold", SLACK_CONFIG));
+    }
+    let dir = prepare(&plugins, &[sub]);
+    let server = ServerProcess::start(dir.path()).await;
+    let body = event_bodies("analyst-studio-report-run-completed", |_| {
+        "report_run_completed".into()
+    });
+    let run = drive(sizes, &server, &receiver, body, sizes.e2e_events, 1).await;
+    let name = if plugin {
+        "4. e2e, 1 sub, slack-threshold"
+    } else {
+        "3. e2e, 1 sub, no plugin"
+    };
+    let row = run.finish(name, &server).await;
+    server.kill9().await;
+    row
+}
+
+/// Scenario 5: every event goes to `fanout` subscriptions, each running `git-commit`
+/// on the XML project sample.
+pub async fn fan_out(sizes: Sizes) -> Row {
+    let receiver = Receiver::start().await;
+    let wasm = hookshape::plugin::testing::build_plugin("git-commit");
+    let subs: Vec<SubscriptionSpec> = (0..sizes.fanout)
+        .map(|k| SubscriptionSpec {
+            plugin: Some(("git-commit", GIT_CONFIG)),
+            ..subscription(format!("s{k}"), &receiver, "project.published")
+        })
+        .collect();
+    let dir = prepare(&[("git-commit", wasm)], &subs);
+    let server = ServerProcess::start(dir.path()).await;
+    let body = event_bodies("atscale-project-published", |_| "project.published".into());
+    let run = drive(
+        sizes,
+        &server,
+        &receiver,
+        body,
+        sizes.fanout_events,
+        sizes.fanout as u64,
+    )
+    .await;
+    let row = run
+        .finish(
+            &format!("5. fan-out x{}, git-commit", sizes.fanout),
+            &server,
+        )
+        .await;
+    server.kill9().await;
+    row
+}
+
+/// Scenario 6: the tenant has many subscriptions, each on its own event type; each
+/// event matches exactly one of them.
+pub async fn many_subscriptions(sizes: Sizes) -> Row {
+    let receiver = Receiver::start().await;
+    let n = sizes.many_subscriptions;
+    let subs: Vec<SubscriptionSpec> = (0..n)
+        .map(|k| subscription(format!("s{k}"), &receiver, format!("report.run-{k}")))
+        .collect();
+    let dir = prepare(&[], &subs);
+    let server = ServerProcess::start(dir.path()).await;
+    let startup = server.spawned_at.elapsed();
+    let n = n as u64;
+    let body = event_bodies("analyst-studio-report-run-completed", move |i| {
+        format!("report.run-{}", i % n)
+    });
+    let run = drive(sizes, &server, &receiver, body, sizes.e2e_events, 1).await;
+    let mut row = run
+        .finish(&format!("6. {n} subs in the tenant, 1 match"), &server)
+        .await;
+    row.note
+        .push_str(&format!("; startup {}ms", startup.as_millis()));
+    server.kill9().await;
+    row
+}
+
+/// Scenario 8: a fixed event rate, open loop: latency with the server not saturated.
+pub async fn fixed_rate(sizes: Sizes) -> Row {
+    let receiver = Receiver::start().await;
+    let dir = prepare(
+        &[],
+        &[subscription("s0", &receiver, "report_run_completed")],
+    );
+    let server = ServerProcess::start(dir.path()).await;
+    let body = event_bodies("analyst-studio-report-run-completed", |_| {
+        "report_run_completed".into()
+    });
+    let started = Instant::now();
+    let load = load::open_loop(
+        ingest_target(&server, body),
+        sizes.fixed_rate,
+        sizes.fixed_for,
+    )
+    .await;
+    receiver
+        .wait_for(load.ok, tokio::time::Instant::now() + sizes.drain_deadline)
+        .await;
+    let run = EndToEnd {
+        expected: load.ok,
+        load,
+        started,
+        receipts: receiver.take(),
+    };
+    let mut row = run
+        .finish(
+            &format!(
+                "8. fixed {}/s for {}s",
+                sizes.fixed_rate,
+                sizes.fixed_for.as_secs_f64()
+            ),
+            &server,
+        )
+        .await;
+    if let Some(Percentiles { max, .. }) = row.latency {
+        row.note
+            .push_str(&format!("; e2e max {:.1} ms", max.as_secs_f64() * 1e3));
+    }
+    server.kill9().await;
+    row
+}

@@ -5,16 +5,19 @@
 //! sled by sha256 and reloaded at start; replacing a plugin swaps the version
 //! that new attempts resolve, while attempts already running finish on the
 //! version they took. Config-declared names belong to the config file and
-//! cannot be replaced through the API.
+//! cannot be replaced through the API. Every name carries its limits: the
+//! config's for declared plugins, the uploader's (checked against the same
+//! bounds) for uploads, which are stored with the record and reapplied at start.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
-use crate::config::PluginConfig;
+use crate::config::{PluginConfig, non_zero, parse_duration, parse_size, plugin_memory};
 use crate::ids::PluginName;
 use crate::plugin::{LoadedPlugin, PluginError, PluginLimits, PluginRuntime};
 use crate::store::{PluginRecord, PluginSource, Store, StoreError};
@@ -34,6 +37,68 @@ pub struct PluginInfo {
     pub sha256: String,
     pub size: usize,
     pub source: PluginSource,
+    pub timeout_ms: u64,
+    pub memory_bytes: u64,
+}
+
+/// An uploader's limit that is not a valid duration or size, or is out of bounds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{parameter}`: {reason}")]
+pub struct InvalidLimit {
+    /// `timeout` or `memory`, as the uploader spelled the parameter.
+    pub parameter: &'static str,
+    pub reason: String,
+}
+
+/// The limits an upload asks for, written as in the config file (`"250ms"`,
+/// `"64MiB"`); each one left out is the default.
+pub fn parse_limits(
+    timeout: Option<&str>,
+    memory: Option<&str>,
+) -> Result<PluginLimits, InvalidLimit> {
+    let defaults = PluginLimits::default();
+    let timeout = timeout
+        .map(|raw| {
+            parse_duration(raw)
+                .and_then(non_zero)
+                .map_err(invalid("timeout"))
+        })
+        .transpose()?
+        .unwrap_or(defaults.timeout);
+    let memory_bytes = memory
+        .map(|raw| {
+            parse_size(raw)
+                .and_then(plugin_memory)
+                .map_err(invalid("memory"))
+        })
+        .transpose()?
+        .unwrap_or(defaults.memory_bytes);
+    Ok(PluginLimits {
+        timeout,
+        memory_bytes,
+    })
+}
+
+fn invalid(parameter: &'static str) -> impl Fn(String) -> InvalidLimit {
+    move |reason| InvalidLimit { parameter, reason }
+}
+
+/// Whole milliseconds: durations come from [`parse_duration`], whose
+/// smallest unit is the millisecond and whose total fits a `u64` of them.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The limits a stored upload runs with; records from before uploads had
+/// limits get the defaults.
+fn stored_limits(record: &PluginRecord) -> PluginLimits {
+    let defaults = PluginLimits::default();
+    PluginLimits {
+        timeout: record
+            .timeout_ms
+            .map_or(defaults.timeout, Duration::from_millis),
+        memory_bytes: record.memory_bytes.unwrap_or(defaults.memory_bytes),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +211,7 @@ impl PluginRegistry {
                     let named = NamedPlugin {
                         name: record.name.clone(),
                         loaded,
-                        limits: PluginLimits::default(),
+                        limits: stored_limits(&record),
                         source: PluginSource::Api,
                     };
                     self.write().insert(record.name.clone(), Arc::new(named));
@@ -172,13 +237,14 @@ impl PluginRegistry {
         self.by_name.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Validates, stores and activates an uploaded plugin; `true` when the
-    /// name is new. Nothing is stored unless the component compiles and
-    /// exports the transformer world.
+    /// Validates, stores and activates an uploaded plugin with its limits;
+    /// `true` when the name is new. Nothing is stored unless the component
+    /// compiles and exports the transformer world.
     pub fn put(
         &self,
         name: &PluginName,
         wasm: &[u8],
+        limits: PluginLimits,
         now: Timestamp,
     ) -> Result<(PluginInfo, bool), RegistryError> {
         let existing = self.get(name);
@@ -200,12 +266,14 @@ impl PluginRegistry {
             sha256: sha256_hex(wasm),
             size: wasm.len(),
             updated_at: now,
+            timeout_ms: Some(millis(limits.timeout)),
+            memory_bytes: Some(limits.memory_bytes),
         };
         self.store.put_plugin(&record, wasm)?;
         let named = NamedPlugin {
             name: name.clone(),
             loaded,
-            limits: PluginLimits::default(),
+            limits,
             source: PluginSource::Api,
         };
         let info = info(&named);
@@ -227,12 +295,106 @@ fn info(p: &NamedPlugin) -> PluginInfo {
         sha256: p.loaded.sha256.clone(),
         size: p.loaded.size,
         source: p.source,
+        timeout_ms: millis(p.limits.timeout),
+        memory_bytes: p.limits.memory_bytes,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::testing::build_plugin;
+
+    fn name(s: &str) -> PluginName {
+        s.parse().unwrap()
+    }
+
+    fn registry(store: Store) -> PluginRegistry {
+        PluginRegistry::new(PluginRuntime::new(None).unwrap(), store)
+    }
+
+    #[test]
+    fn upload_limits_are_parsed_like_the_config_and_default_when_left_out() {
+        assert_eq!(parse_limits(None, None), Ok(PluginLimits::default()));
+        assert_eq!(
+            parse_limits(Some("1s250ms"), Some("64MiB")),
+            Ok(PluginLimits {
+                timeout: Duration::from_millis(1250),
+                memory_bytes: 64 << 20,
+            })
+        );
+        assert_eq!(
+            parse_limits(None, Some("65536")),
+            Ok(PluginLimits {
+                memory_bytes: crate::config::MIN_PLUGIN_MEMORY,
+                ..PluginLimits::default()
+            })
+        );
+    }
+
+    #[test]
+    fn upload_limits_out_of_bounds_name_their_parameter() {
+        let message = |t, m| parse_limits(t, m).unwrap_err().to_string();
+        assert_eq!(
+            message(Some("0ms"), None),
+            "invalid `timeout`: must be longer than zero"
+        );
+        assert!(
+            message(Some("5"), None).starts_with("invalid `timeout`: \"5\" has no unit"),
+            "{}",
+            message(Some("5"), None)
+        );
+        assert_eq!(
+            message(None, Some("12")),
+            "invalid `memory`: must be at least 64KiB (one Wasm page), found 12 bytes"
+        );
+        assert!(
+            message(None, Some("lots")).starts_with("invalid `memory`: \"lots\" is not a size")
+        );
+        assert_eq!(
+            parse_limits(Some("1s"), Some("12")).unwrap_err().parameter,
+            "memory"
+        );
+    }
+
+    #[tokio::test]
+    async fn uploaded_limits_are_listed_stored_and_reapplied_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = std::fs::read(build_plugin("testkit")).unwrap();
+        let limits = PluginLimits {
+            timeout: Duration::from_millis(250),
+            memory_bytes: 64 << 20,
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let first = registry(store.clone());
+        let (info, created) = first
+            .put(&name("shaper"), &wasm, limits, Timestamp(1))
+            .unwrap();
+        assert!(created);
+        assert_eq!((info.timeout_ms, info.memory_bytes), (250, 64 << 20));
+        assert_eq!(first.get(&name("shaper")).unwrap().limits, limits);
+        assert_eq!(first.list(), std::slice::from_ref(&info));
+        store.durable().await.unwrap();
+        drop((first, store));
+
+        let second = registry(Store::open(dir.path()).unwrap());
+        assert!(second.load_stored().unwrap().is_empty());
+        assert_eq!(second.get(&name("shaper")).unwrap().limits, limits);
+        assert_eq!(second.list(), [info]);
+    }
+
+    #[test]
+    fn records_stored_before_uploads_had_limits_run_with_the_defaults() {
+        let record: PluginRecord = serde_json::from_value(serde_json::json!({
+            "name": "shaper",
+            "sha256": "00",
+            "size": 2,
+            "updated_at": Timestamp(1),
+        }))
+        .unwrap();
+        assert_eq!((record.timeout_ms, record.memory_bytes), (None, None));
+        assert_eq!(stored_limits(&record), PluginLimits::default());
+    }
 
     #[test]
     fn a_declared_plugin_that_does_not_load_names_its_file() {

@@ -99,6 +99,13 @@ pub struct PluginRecord {
     pub sha256: String,
     pub size: usize,
     pub updated_at: Timestamp,
+    /// The uploader's per-call timeout in milliseconds; `None` in records
+    /// written before uploads could set one, which run with the default.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// The uploader's linear memory cap in bytes; `None` as for `timeout_ms`.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// Everything that changes when an attempt ends, written at once.

@@ -3,8 +3,8 @@
 //! real deliveries; a plugin that loops, allocates without bound, panics,
 //! skips, sets a reserved header or probes its sandbox is contained and
 //! recorded on the attempt while the server keeps serving; uploads are
-//! validated, listed and replaced; compiled components survive a restart
-//! in the cache; the dry run prints what the server sends; `config check`
+//! validated, listed and replaced, and their limits checked, applied and
+//! kept; compiled components survive a restart in the cache; the dry run prints what the server sends; `config check`
 //! names a plugin that does not load.
 
 use std::io::ErrorKind;
@@ -579,6 +579,7 @@ async fn uploads_are_validated_listed_replaced_and_recover_failed_deliveries() {
     assert_eq!(status, StatusCode::CREATED, "first upload: {info}");
     let listed = json!({"data": [{
         "name": "shaper", "sha256": sha256_hex(&v1), "size": v1.len(), "source": "api",
+        "timeout_ms": 100, "memory_bytes": 32 << 20,
     }]});
     assert_eq!(plugin_list(&server).await, listed);
 
@@ -610,6 +611,7 @@ async fn uploads_are_validated_listed_replaced_and_recover_failed_deliveries() {
     assert_eq!(info["sha256"], sha256_hex(&v2));
     let listed = json!({"data": [{
         "name": "shaper", "sha256": sha256_hex(&v2), "size": v2.len(), "source": "api",
+        "timeout_ms": 100, "memory_bytes": 32 << 20,
     }]});
     assert_eq!(plugin_list(&server).await, listed);
 
@@ -968,4 +970,104 @@ fn config_check_names_a_plugin_that_does_not_load() {
             "serve names plugin {name} and its file:\n{stderr}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploaded_limits_are_checked_listed_applied_and_kept_across_a_restart() {
+    let receiver = Receiver::start().await;
+    let config = ConfigBuilder::new()
+        .retry_schedule(&RETRIES)
+        .raw(&plugin_section("declared", "zapier", "300ms", "16MiB"))
+        .build();
+    let mut server = Server::start(&config).await;
+    let testkit = plugin_bytes("testkit");
+
+    let (status, info) = server
+        .put_bytes(
+            "/v1/plugins/looper?timeout=50ms&memory=64MiB",
+            ADMIN,
+            testkit.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "upload: {info}");
+    assert_eq!(info["timeout_ms"], 50, "{info}");
+    assert_eq!(info["memory_bytes"], 64 << 20, "{info}");
+    let listed = json!({"data": [
+        {
+            "name": "declared", "sha256": sha256_hex(&plugin_bytes("zapier")),
+            "size": plugin_bytes("zapier").len(), "source": "config",
+            "timeout_ms": 300, "memory_bytes": 16 << 20,
+        },
+        {
+            "name": "looper", "sha256": sha256_hex(&testkit), "size": testkit.len(),
+            "source": "api", "timeout_ms": 50, "memory_bytes": 64 << 20,
+        },
+    ]});
+    assert_eq!(plugin_list(&server).await, listed);
+
+    // A bad limit refuses the whole upload, before the body is looked at.
+    let rejects = [
+        ("?memory=12", "`memory`", "at least 64KiB"),
+        ("?timeout=0ms", "`timeout`", "longer than zero"),
+        ("?timeout=fast", "`timeout`", "not a duration"),
+        ("?timout=1s", "`timout`", "unknown field"),
+    ];
+    for (query, parameter, reason) in rejects {
+        let got = server
+            .put_bytes(
+                &format!("/v1/plugins/looper{query}"),
+                ADMIN,
+                plugin_bytes("zapier"),
+            )
+            .await;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, query);
+        assert_eq!(
+            got.1["error"]["code"], "invalid_request",
+            "{query}: {}",
+            got.1
+        );
+        let message = text_of(&got.1["error"], "message");
+        assert!(
+            message.contains(parameter) && message.contains(reason),
+            "{query}: {message}"
+        );
+        assert_eq!(
+            plugin_list(&server).await,
+            listed,
+            "{query} changed the plugins"
+        );
+    }
+
+    let sub_id = id_of(
+        &server
+            .create_subscription(
+                "acme",
+                &json!({
+                    "url": receiver.url(), "events": ["*"],
+                    "plugin": "looper", "plugin_config": {"mode": "loop"},
+                }),
+            )
+            .await,
+    );
+    let assert_timed_out_at_50ms = |attempts: &[Value]| {
+        for attempt in attempts {
+            assert_eq!(attempt["outcome"], "transform_failed", "{attempt}");
+            let error = text_of(attempt, "error");
+            assert!(error.contains("exceeded its 50ms timeout"), "{error}");
+        }
+    };
+    server
+        .publish("acme", &sample("alpana-comment-added"))
+        .await;
+    let attempts = server.wait_attempts("acme", &sub_id, 3, SOON).await;
+    assert_timed_out_at_50ms(&attempts);
+
+    server.restart().await;
+    assert_eq!(plugin_list(&server).await, listed, "after the restart");
+    server
+        .publish("acme", &sample("alpana-dashboard-updated"))
+        .await;
+    let attempts = server.wait_attempts("acme", &sub_id, 6, SOON * 2).await;
+    assert_timed_out_at_50ms(&attempts);
+    receiver.assert_stays(0, QUIET).await;
 }

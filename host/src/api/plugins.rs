@@ -1,33 +1,54 @@
-//! `/v1/plugins`: list the loaded plugins and upload new versions. Plugins
-//! are shared by every tenant, hence admin tokens scoped to `*` only.
+//! `/v1/plugins`: list the loaded plugins and upload new versions with their
+//! limits. Plugins are shared by every tenant, hence admin tokens scoped to
+//! `*` only.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
+use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{Id, PluginAdmin, RawBody};
+use super::extract::{ApiQuery, Id, PluginAdmin, RawBody};
 use super::{ApiState, List};
 use crate::app::App;
 use crate::ids::PluginName;
-use crate::registry::PluginInfo;
+use crate::plugin::PluginLimits;
+use crate::registry::{PluginInfo, parse_limits};
 
 async fn list(State(app): State<App>, _: PluginAdmin) -> Result<Json<List<PluginInfo>>, ApiError> {
     let data = app.list_plugins()?;
     Ok(Json(List { data }))
 }
 
-/// 201 for a new name, 200 for a replaced one; 422 when the bytes are not a
-/// component exporting the transform interface.
+/// `?timeout=250ms&memory=64MiB`, written as in the config file; unknown
+/// parameters are refused so a misspelt limit is not silently the default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    timeout: Option<String>,
+    memory: Option<String>,
+}
+
+impl UploadQuery {
+    fn limits(&self) -> Result<PluginLimits, ApiError> {
+        parse_limits(self.timeout.as_deref(), self.memory.as_deref())
+            .map_err(|e| ApiError::invalid_request(e.to_string()))
+    }
+}
+
+/// 201 for a new name, 200 for a replaced one; 422 when a limit is invalid
+/// or the bytes are not a component exporting the transform interface.
 async fn upload(
     State(app): State<App>,
     _: PluginAdmin,
     Id(name): Id<PluginName>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
     RawBody(wasm): RawBody,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
-    let (info, created) = app.put_plugin(&name, wasm).await?;
+    let limits = query.limits()?;
+    let (info, created) = app.put_plugin(&name, wasm, limits).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

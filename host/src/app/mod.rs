@@ -20,6 +20,7 @@ use crate::delivery::Context;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 use crate::metrics::Metrics;
 use crate::model::{Attempt, Delivery, DeliveryState, Event, is_json_content_type};
+use crate::plugin::PluginLimits;
 use crate::registry::{PluginInfo, RegistryError};
 use crate::store::{Ingested, StoreError};
 
@@ -307,12 +308,13 @@ impl App {
         &self,
         name: &PluginName,
         wasm: bytes::Bytes,
+        limits: PluginLimits,
     ) -> Result<(PluginInfo, bool), AppError> {
         let registry = self.ctx().plugins.clone();
         let now = self.now();
         let name2 = name.clone();
         // Compiling a component takes a while: keep it off the reactor threads.
-        let result = tokio::task::spawn_blocking(move || registry.put(&name2, &wasm, now))
+        let result = tokio::task::spawn_blocking(move || registry.put(&name2, &wasm, limits, now))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?;
         let answer = result.map_err(|e| match e {

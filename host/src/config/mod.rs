@@ -34,7 +34,7 @@ use toml::de::DeTable;
 
 use crate::ids::{PluginName, SubscriptionId, Tenant};
 
-pub use units::{parse_duration, parse_size};
+pub use units::{MIN_PLUGIN_MEMORY, non_zero, parse_duration, parse_size, plugin_memory};
 
 /// Everything the admin's file declares.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -14,7 +14,7 @@ use super::reader::{
 };
 use super::{
     AuthConfig, Config, DeliveryConfig, LogFormat, PluginConfig, Role, ServerConfig, StorageConfig,
-    SubscriptionConfig, TenantScope, TokenConfig,
+    SubscriptionConfig, TenantScope, TokenConfig, non_zero, plugin_memory,
 };
 use crate::ids::{InvalidId, PluginName, SubscriptionId, Tenant};
 use crate::model::is_reserved_header;
@@ -56,9 +56,6 @@ const SUBSCRIPTION_KEYS: &[&str] = &[
     "ordered",
     "plugin_config",
 ];
-
-/// One Wasm page: a smaller memory cap could not even instantiate a module.
-const MIN_PLUGIN_MEMORY: u64 = 64 << 10;
 
 /// Reads the whole document; problems go to `r`, and the parts they affect
 /// keep their defaults.
@@ -219,15 +216,7 @@ fn read_plugins(
             .optional(&p, "timeout", non_zero_duration)
             .unwrap_or(PluginConfig::DEFAULT_TIMEOUT);
         let memory = r
-            .optional(&p, "memory", |v| {
-                let bytes = size(v)?;
-                if bytes < MIN_PLUGIN_MEMORY {
-                    return Err(format!(
-                        "must be at least 64KiB (one Wasm page), found {bytes} bytes"
-                    ));
-                }
-                Ok(bytes)
-            })
+            .optional(&p, "memory", |v| plugin_memory(size(v)?))
             .unwrap_or(PluginConfig::DEFAULT_MEMORY);
         if let (Some(name), Some(path)) = (name, file) {
             plugins.insert(
@@ -574,11 +563,7 @@ fn non_empty_path<'v>(value: &'v DeValue<'_>) -> Result<&'v str, String> {
 }
 
 fn non_zero_duration(value: &DeValue<'_>) -> Result<std::time::Duration, String> {
-    let d = duration(value)?;
-    if d.is_zero() {
-        return Err("must be longer than zero".to_owned());
-    }
-    Ok(d)
+    non_zero(duration(value)?)
 }
 
 fn positive(n: u64) -> Result<u64, String> {

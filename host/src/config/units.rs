@@ -7,6 +7,27 @@ const DURATION_HINT: &str =
     r#"write a whole number followed by ms, s, m or h, e.g. "250ms", "5s", "1h30m""#;
 const SIZE_HINT: &str = r#"write a whole number of bytes, or a whole number followed by B, KiB, MiB, GiB, TiB, kB, MB, GB or TB, e.g. "32MiB""#;
 
+/// The smallest plugin memory cap: one Wasm page, or nothing instantiates.
+pub const MIN_PLUGIN_MEMORY: u64 = 64 << 10;
+
+/// A timeout or other wait that must not be zero.
+pub fn non_zero(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// A plugin memory cap of at least [`MIN_PLUGIN_MEMORY`].
+pub fn plugin_memory(bytes: u64) -> Result<u64, String> {
+    if bytes < MIN_PLUGIN_MEMORY {
+        return Err(format!(
+            "must be at least 64KiB (one Wasm page), found {bytes} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Parses a duration: one or more `<whole number><unit>` parts with units
 /// `ms`, `s`, `m` or `h`, largest unit first, each unit at most once
 /// (`"250ms"`, `"5s"`, `"2h"`, `"1h30m"`).

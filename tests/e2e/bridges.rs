@@ -25,7 +25,9 @@ use receivers::slack::SlackReceiver;
 use receivers::zapier::ZapierReceiver;
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN, ConfigBuilder, Receiver, Recorded, Server, run_binary, sample};
+use crate::harness::{
+    ADMIN, ConfigBuilder, DryRun, Receiver, Recorded, Server, run_binary, sample,
+};
 
 /// Deadline of waits for something that should happen almost at once.
 const SOON: Duration = Duration::from_secs(15);
@@ -421,39 +423,6 @@ const DEMO_RECEIVERS: [&str; 3] = [
     "http://127.0.0.1:9103",
 ];
 
-/// What `hookshape plugin run` printed: the delivered body and content type, or the skip
-/// reason.
-#[derive(Debug, PartialEq)]
-enum DryRun {
-    Deliver { content_type: String, body: Vec<u8> },
-    Skip(String),
-}
-
-impl DryRun {
-    fn parse(url: &str, stdout: &str) -> DryRun {
-        if let Some(rest) = stdout.strip_prefix("skip: ") {
-            return DryRun::Skip(rest.lines().next().unwrap_or_default().to_owned());
-        }
-        let rest = stdout
-            .strip_prefix(&format!("deliver: POST {url}\n"))
-            .unwrap_or_else(|| panic!("a dry run that delivers to {url}:\n{stdout}"));
-        let (headers, rest) = rest.split_once("\n\n").expect("headers, then the body");
-        let end = rest
-            .rfind("\n\nplugin logs:\n")
-            .or_else(|| rest.rfind("\n\ntransform took "))
-            .expect("the body ends before the logs or the timing");
-        let content_type = headers
-            .lines()
-            .find_map(|h| h.strip_prefix("content-type: "))
-            .expect("a content-type header")
-            .to_owned();
-        DryRun::Deliver {
-            content_type,
-            body: rest.as_bytes()[..end].to_vec(),
-        }
-    }
-}
-
 /// The tenant a sample file is for: the config tenant its name starts with.
 fn tenant_of<'c>(name: &str, config: &'c Config) -> Option<&'c str> {
     config
@@ -545,7 +514,7 @@ async fn dry_runs_match_what_the_server_sends_with_the_example_config() {
                 SOON,
             );
             assert!(status.success(), "{name} with {plugin}: {stdout}\n{stderr}");
-            let dry_run = DryRun::parse(&sub.url, &stdout);
+            let dry_run = DryRun::parse(&stdout);
             let attempts = server.attempts(tenant, sub.id.as_str()).await;
             let attempt = attempts
                 .iter()
@@ -554,18 +523,18 @@ async fn dry_runs_match_what_the_server_sends_with_the_example_config() {
             match delivery["state"].as_str() {
                 Some("delivered") => {
                     let sent = sent_to(&receivers, &sub.url, event["id"].as_str().unwrap());
+                    let context = format!("{name} through {plugin} ({})", sub.id);
                     assert_eq!(
-                        dry_run,
-                        DryRun::Deliver {
-                            content_type: sent
-                                .header("content-type")
-                                .expect("a content type")
-                                .to_owned(),
-                            body: sent.body.to_vec(),
-                        },
-                        "{name} through {plugin} ({})",
-                        sub.id
+                        dry_run.request_line(),
+                        format!("deliver: POST {}", sub.url),
+                        "{context}"
                     );
+                    assert_eq!(
+                        dry_run.header("content-type"),
+                        sent.header("content-type"),
+                        "{context}"
+                    );
+                    assert_eq!(dry_run.body(), &sent.body[..], "{context}");
                 }
                 Some("skipped") => assert_eq!(
                     dry_run,

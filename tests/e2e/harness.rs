@@ -1054,3 +1054,80 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, context: &str
         .unwrap_or_else(|| panic!("{context}: no error.message in {body}"));
     assert!(!message.trim().is_empty(), "{context}: empty error.message");
 }
+
+// ---------------------------------------------------------------------------
+// The dry run's output
+
+/// What `hookshape plugin run` printed for a transform that delivered or
+/// skipped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DryRun {
+    /// `deliver: POST URL`, the header lines, a blank line, then the body
+    /// byte for byte.
+    Deliver {
+        request_line: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// `skip: REASON`.
+    Skip(String),
+}
+
+impl DryRun {
+    pub fn parse(stdout: &str) -> DryRun {
+        if let Some(rest) = stdout.strip_prefix("skip: ") {
+            return DryRun::Skip(rest.lines().next().unwrap_or_default().to_owned());
+        }
+        let (head, rest) = stdout
+            .split_once("\n\n")
+            .unwrap_or_else(|| panic!("no blank line after the headers:\n{stdout}"));
+        // The body is followed by the plugin's log lines, or by the timing
+        // line when it logged nothing.
+        let end = rest
+            .rfind("\n\nplugin logs:\n")
+            .or_else(|| rest.rfind("\n\ntransform took "))
+            .unwrap_or_else(|| panic!("no end of the body:\n{stdout}"));
+        let mut lines = head.lines();
+        let request_line = lines.next().unwrap_or_default().to_owned();
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line
+                    .split_once(": ")
+                    .unwrap_or_else(|| panic!("not a header line: {line:?}"));
+                (name.to_owned(), value.to_owned())
+            })
+            .collect();
+        DryRun::Deliver {
+            request_line,
+            headers,
+            body: rest.as_bytes()[..end].to_vec(),
+        }
+    }
+
+    /// A header of a delivering dry run.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match self {
+            DryRun::Deliver { headers, .. } => headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str()),
+            DryRun::Skip(_) => None,
+        }
+    }
+
+    /// The body of a delivering dry run; panics on a skip.
+    pub fn body(&self) -> &[u8] {
+        match self {
+            DryRun::Deliver { body, .. } => body,
+            DryRun::Skip(reason) => panic!("the dry run skipped: {reason}"),
+        }
+    }
+
+    /// The first line of a delivering dry run; panics on a skip.
+    pub fn request_line(&self) -> &str {
+        match self {
+            DryRun::Deliver { request_line, .. } => request_line,
+            DryRun::Skip(reason) => panic!("the dry run skipped: {reason}"),
+        }
+    }
+}

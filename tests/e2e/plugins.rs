@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::harness::{
-    ADMIN, BINARY, ConfigBuilder, Receiver, Server, assert_error, assert_signed, run_binary,
-    sample, unix_now, wait_until,
+    ADMIN, BINARY, ConfigBuilder, DryRun, Receiver, Server, assert_error, assert_signed,
+    run_binary, sample, unix_now, wait_until,
 };
 
 /// Deadline of waits for something that should happen almost at once.
@@ -708,40 +708,6 @@ async fn a_restart_loads_compiled_plugins_from_the_cache() {
     assert_eq!(request.json(), event["payload"]);
 }
 
-/// What `hookshape plugin run` printed for a delivery: the request line,
-/// the headers and the body.
-struct DryRunOutput {
-    request_line: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-fn parse_dry_run(stdout: &str) -> DryRunOutput {
-    let (head, rest) = stdout
-        .split_once("\n\n")
-        .unwrap_or_else(|| panic!("no blank line after the headers:\n{stdout}"));
-    let body = rest
-        .split_once("\n\nplugin logs:")
-        .or_else(|| rest.split_once("\n\ntransform took"))
-        .unwrap_or_else(|| panic!("no end of the body:\n{stdout}"))
-        .0;
-    let mut lines = head.lines();
-    let request_line = lines.next().unwrap_or_default().to_owned();
-    let headers = lines
-        .map(|l| {
-            let (name, value) = l
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("not a header line: {l:?}"));
-            (name.to_owned(), value.to_owned())
-        })
-        .collect();
-    DryRunOutput {
-        request_line,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dry_run_prints_what_the_server_sends() {
     let receiver = Receiver::start().await;
@@ -788,25 +754,19 @@ async fn the_dry_run_prints_what_the_server_sends() {
         CLI_DEADLINE,
     );
     assert!(status.success(), "dry run failed: {stdout}\n{stderr}");
-    let dry = parse_dry_run(&stdout);
+    let dry = DryRun::parse(&stdout);
     assert_eq!(
-        dry.request_line,
+        dry.request_line(),
         format!("deliver: POST {}", receiver.url())
     );
     assert_eq!(
-        dry.body.as_bytes(),
+        dry.body(),
         &sent.body[..],
         "the dry run's body is byte for byte the server's"
     );
-    let header = |name: &str| {
-        dry.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    assert_eq!(header("content-type"), sent.header("content-type"));
-    assert_eq!(header("webhook-id"), Some(event_id.as_str()));
-    assert!(header("webhook-signature").is_some(), "{stdout}");
+    assert_eq!(dry.header("content-type"), sent.header("content-type"));
+    assert_eq!(dry.header("webhook-id"), Some(event_id.as_str()));
+    assert!(dry.header("webhook-signature").is_some(), "{stdout}");
     let logs: Vec<String> = logs_of(&attempt)
         .into_iter()
         .map(|(level, message)| format!("[{level}] {message}"))
@@ -891,7 +851,7 @@ fn the_dry_run_hides_the_environment_of_the_hookshape_process() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(!stdout.contains(secret), "the secret leaked:\n{stdout}");
-    let report: Value = serde_json::from_str(&parse_dry_run(&stdout).body)
+    let report: Value = serde_json::from_slice(DryRun::parse(&stdout).body())
         .unwrap_or_else(|e| panic!("the probe's report is JSON ({e}):\n{stdout}"));
     assert_denied(&report);
 }

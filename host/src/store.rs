@@ -140,6 +140,13 @@ pub struct DueWork {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePosition(sled::IVec);
 
+impl QueuePosition {
+    /// The due time of the entry.
+    pub fn due(&self) -> Timestamp {
+        queue_due(&self.0)
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -190,6 +197,15 @@ fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
     k.extend_from_slice(&due.as_millis().to_be_bytes());
     k.extend_from_slice(id.as_str().as_bytes());
     k
+}
+
+/// The due time at the front of a queue key (0 for a malformed one, which
+/// only makes a reader rescan more).
+fn queue_due(k: &[u8]) -> Timestamp {
+    Timestamp(
+        k.get(..8)
+            .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes"))),
+    )
 }
 
 fn parse_queue_key(k: &[u8]) -> Option<(Timestamp, DeliveryId)> {
@@ -346,6 +362,17 @@ impl Store {
             .collect()
     }
 
+    /// The subscription as of its last change, from the in-memory index:
+    /// what an attempt runs with, without a read and a decode per delivery.
+    pub fn current_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Option<Arc<Subscription>> {
+        let index = self.inner.index.read().unwrap_or_else(|e| e.into_inner());
+        index.get(tenant, id)
+    }
+
     /// The tenant's enabled subscriptions that want this event type.
     pub fn matching_subscriptions(
         &self,
@@ -495,7 +522,13 @@ impl Store {
             return Ok(Ingested::Duplicate(first.clone()));
         }
         let i = &self.inner;
-        untx(
+        let earliest = deliveries
+            .iter()
+            .zip(&queued)
+            .filter(|(_, head)| **head)
+            .filter_map(|((d, _), _)| d.next_attempt_at)
+            .min();
+        let ingested = untx(
             (
                 &i.events,
                 &i.source_ids,
@@ -525,7 +558,11 @@ impl Store {
                         Ok(Ingested::New(receipt.clone()))
                     },
                 ),
-        )
+        )?;
+        if let Some(due) = earliest {
+            self.inner.commit.commit.queued(due);
+        }
+        Ok(ingested)
     }
 
     pub fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
@@ -583,7 +620,11 @@ impl Store {
                     Ok(())
                 },
             ),
-        )
+        )?;
+        if head && let Some(due) = d.next_attempt_at {
+            self.inner.commit.commit.queued(due);
+        }
+        Ok(())
     }
 
     /// Runnable deliveries due at `now`, earliest first, at most `limit`,
@@ -633,6 +674,23 @@ impl Store {
             work.last = Some(QueuePosition(k));
         }
         Ok(work)
+    }
+
+    /// The earliest due time queued since the last call, if anything was.
+    /// Noted once the entry is visible to [`Store::due_after`], so a reader
+    /// that calls this before scanning from a position learns whether an
+    /// entry may have landed behind that position.
+    pub fn take_queued_since(&self) -> Option<Timestamp> {
+        match self
+            .inner
+            .commit
+            .commit
+            .low_water
+            .swap(u64::MAX, Ordering::SeqCst)
+        {
+            u64::MAX => None,
+            ms => Some(Timestamp(ms)),
+        }
     }
 
     /// Number of runnable queued deliveries (for the queue-depth gauge).
@@ -754,6 +812,14 @@ impl Store {
                     },
                 ),
         )?;
+        // The next head is queued at `now` at the latest.
+        let requeued = d
+            .next_attempt_at
+            .into_iter()
+            .chain(next_head.as_ref().map(|_| now));
+        if let Some(due) = requeued.min() {
+            self.inner.commit.commit.queued(due);
+        }
         if let Some(sub) = &result.subscription {
             self.index_write().put(sub.clone());
         }
@@ -912,6 +978,10 @@ impl SubscriptionIndex {
         if let Some(t) = self.tenants.get_mut(tenant) {
             t.remove(id);
         }
+    }
+
+    fn get(&self, tenant: &Tenant, id: &SubscriptionId) -> Option<Arc<Subscription>> {
+        self.tenants.get(tenant)?.all.get(id).cloned()
     }
 
     fn matching(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>> {
@@ -1086,6 +1156,9 @@ struct GroupCommit {
     staged: Mutex<Staged>,
     trees: StagingTrees,
     written: AtomicU64,
+    /// Earliest due time (ms) queued since [`Store::take_queued_since`];
+    /// `u64::MAX` when nothing was.
+    low_water: AtomicU64,
     flushed: watch::Sender<u64>,
     failed: watch::Sender<Option<String>>,
     kick: Mutex<Kick>,
@@ -1111,6 +1184,7 @@ impl Flusher {
             staged: Mutex::new(Staged::default()),
             trees,
             written: AtomicU64::new(0),
+            low_water: AtomicU64::new(u64::MAX),
             flushed: watch::Sender::new(0),
             failed: watch::Sender::new(None),
             kick: Mutex::new(Kick::default()),
@@ -1185,6 +1259,11 @@ impl GroupCommit {
         }
     }
 
+    /// Notes a committed queue entry due at `due`.
+    fn queued(&self, due: Timestamp) {
+        self.low_water.fetch_min(due.as_millis(), Ordering::SeqCst);
+    }
+
     fn lock_staged(&self) -> std::sync::MutexGuard<'_, Staged> {
         self.staged.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -1206,6 +1285,16 @@ impl GroupCommit {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
+        }
+        let queued = writes
+            .iter()
+            .filter(|(slot, ..)| matches!(slot, Slot::Queue))
+            .map(|(_, key, _)| key)
+            .chain(finishes.iter().filter_map(|f| f.requeue.as_ref()))
+            .map(|key| queue_due(key))
+            .min();
+        if let Some(due) = queued {
+            self.queued(due);
         }
         let mut staged = self.lock_staged();
         for key in source_keys {
@@ -1399,6 +1488,33 @@ mod tests {
         let work = store.due(Timestamp(500), 1, |id| id == &ds[1].id).unwrap();
         assert_eq!(work.ready, vec![ds[2].id.clone()]);
         assert_eq!(work.next_due, Some(Timestamp(300)));
+    }
+
+    #[tokio::test]
+    async fn the_earliest_queued_due_time_is_reported_once_it_is_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.take_queued_since(), None);
+        let s = sub("s1", &["*"], false);
+        let (late, early) = (event(None), event(None));
+        store
+            .ingest(&late, &[(delivery(&late, &s, 500), false)])
+            .unwrap();
+        store
+            .ingest(&early, &[(delivery(&early, &s, 300), false)])
+            .unwrap();
+        // Staged ingests are not in the queue yet, so nothing is reported.
+        assert_eq!(store.take_queued_since(), None);
+        store.durable().await.unwrap();
+        assert_eq!(store.take_queued_since(), Some(Timestamp(300)));
+        assert_eq!(store.take_queued_since(), None, "taken once");
+
+        let o = sub("o1", &["*"], true);
+        let third = event(None);
+        store
+            .add_delivery(&delivery(&third, &o, 250), true)
+            .unwrap();
+        assert_eq!(store.take_queued_since(), Some(Timestamp(250)));
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! patch, delete, and reconciling the config file's `[[subscriptions]]` into
 //! sled at start. One validation path serves the API and the config.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Deserializer};
 
@@ -271,10 +271,14 @@ impl App {
         let now = self.now();
         let mut report = ReconcileReport::default();
         let existing: Vec<Subscription> = self.store().all_subscriptions()?;
+        // Keyed lookups both ways: a config with thousands of subscriptions
+        // must not cost a scan per declaration.
+        let by_key: HashMap<(&Tenant, &SubscriptionId), &Subscription> =
+            existing.iter().map(|s| ((&s.tenant, &s.id), s)).collect();
+        let declared_keys: HashSet<(&Tenant, &SubscriptionId)> =
+            declared.iter().map(|c| (&c.tenant, &c.id)).collect();
         for cfg in declared {
-            let current = existing
-                .iter()
-                .find(|s| s.tenant == cfg.tenant && s.id == cfg.id);
+            let current = by_key.get(&(&cfg.tenant, &cfg.id)).copied();
             let secret = match (&cfg.secret, current) {
                 (Some(s), _) => resolve_secret(Some(s))?,
                 (None, Some(c)) => c.secret.clone(),
@@ -325,10 +329,7 @@ impl App {
             .iter()
             .filter(|s| s.managed_by == ManagedBy::Config)
         {
-            if !declared
-                .iter()
-                .any(|c| c.tenant == old.tenant && c.id == old.id)
-            {
+            if !declared_keys.contains(&(&old.tenant, &old.id)) {
                 self.store()
                     .delete_subscription(&old.tenant, &old.id, now)?;
                 report.removed += 1;

@@ -15,6 +15,7 @@ pub mod request;
 pub mod worker;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,6 +95,9 @@ pub struct Engine {
     wake: Arc<Notify>,
     in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
     permits: Arc<Semaphore>,
+    /// Set when an attempt could not be recorded: its entry is still queued,
+    /// behind the dispatcher's cursor.
+    unrecorded: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -104,6 +108,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             in_flight: Default::default(),
             permits,
+            unrecorded: Default::default(),
         }
     }
 
@@ -121,10 +126,11 @@ impl Engine {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut tasks = JoinSet::new();
         // Past the last entry handed out: in-flight deliveries stay queued
-        // until recorded, and walking past hundreds of them on every wake-up
-        // would cost more than the deliveries. A scan from here that finds
-        // nothing is followed by one from the start, which also catches
-        // entries that sorted before it (same millisecond, retries).
+        // until recorded, and walking past them on every wake-up would cost
+        // more than the deliveries. Entries only land behind the cursor when
+        // something is queued at or before its due time (same millisecond,
+        // ordered heads, resends); the store reports the earliest due time
+        // queued since the last look, and only then is the scan restarted.
         let mut cursor: Option<QueuePosition> = None;
         loop {
             if *shutdown.borrow() {
@@ -135,6 +141,15 @@ impl Engine {
             let free = self.permits.available_permits();
             let mut next_due = None;
             if free > 0 {
+                // Taken before the scan: whatever is queued after this is
+                // followed by another wake-up.
+                let queued = self.ctx.store.take_queued_since();
+                let unrecorded = self.unrecorded.swap(false, Ordering::SeqCst);
+                if let Some(c) = &cursor
+                    && (unrecorded || queued.is_some_and(|q| q <= c.due()))
+                {
+                    cursor = None;
+                }
                 let work = {
                     let running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                     self.ctx
@@ -142,18 +157,22 @@ impl Engine {
                         .due_after(now, free, cursor.as_ref(), |id| running.contains(id))
                 };
                 match work {
-                    Ok(work) if !work.ready.is_empty() => {
-                        cursor = work.last;
-                        for id in work.ready {
-                            self.spawn(&mut tasks, id);
+                    Ok(work) => {
+                        let limited = work.ready.len() == free;
+                        if let Some(last) = work.last {
+                            cursor = Some(last);
                         }
-                        continue;
+                        for id in work.ready {
+                            if !self.spawn(&mut tasks, id) {
+                                // Left behind the cursor: look from the start.
+                                cursor = None;
+                            }
+                        }
+                        if limited {
+                            continue;
+                        }
+                        next_due = work.next_due;
                     }
-                    Ok(_) if cursor.is_some() => {
-                        cursor = None;
-                        continue;
-                    }
-                    Ok(work) => next_due = work.next_due,
                     Err(e) => {
                         tracing::error!(error = %e, "reading the delivery queue failed");
                         next_due = Some(now.saturating_add(Duration::from_secs(1)));
@@ -190,9 +209,10 @@ impl Engine {
         }
     }
 
-    fn spawn(&self, tasks: &mut JoinSet<()>, id: DeliveryId) {
+    /// Starts an attempt; `false` when no permit was free.
+    fn spawn(&self, tasks: &mut JoinSet<()>, id: DeliveryId) -> bool {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return;
+            return false;
         };
         self.in_flight
             .lock()
@@ -202,8 +222,10 @@ impl Engine {
         let ctx = self.ctx.clone();
         let in_flight = self.in_flight.clone();
         let wake = self.wake.clone();
+        let unrecorded = self.unrecorded.clone();
         tasks.spawn(async move {
             if let Err(e) = worker::attempt(&ctx, &id).await {
+                unrecorded.store(true, Ordering::SeqCst);
                 tracing::error!(delivery = %id, error = %e, "recording a delivery attempt failed");
             }
             in_flight
@@ -214,5 +236,6 @@ impl Engine {
             ctx.metrics.in_flight_ended();
             wake.notify_one();
         });
+        true
     }
 }

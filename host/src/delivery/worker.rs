@@ -4,6 +4,7 @@
 //! delivery and the subscription. Only [`attempt`] touches the store's write
 //! side, in one transaction (batched with other attempts and ingests).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::clock::Timestamp;
@@ -23,7 +24,7 @@ use crate::store::{AttemptResult, StoreError};
 pub struct Job {
     pub delivery: Delivery,
     pub event: Event,
-    pub subscription: Subscription,
+    pub subscription: Arc<Subscription>,
 }
 
 /// What happened on the wire (or before it).
@@ -101,7 +102,7 @@ pub fn prepare(ctx: &Context, id: &DeliveryId) -> Result<Option<Job>, StoreError
     };
     match ctx
         .store
-        .get_subscription(&delivery.tenant, &delivery.subscription_id)?
+        .current_subscription(&delivery.tenant, &delivery.subscription_id)
     {
         Some(subscription) if subscription.enabled => Ok(Some(Job {
             delivery,
@@ -406,7 +407,7 @@ mod tests {
         Job {
             delivery,
             event,
-            subscription,
+            subscription: Arc::new(subscription),
         }
     }
 
@@ -477,7 +478,7 @@ mod tests {
     fn exhausted_retries_fail_and_count_toward_disabling() {
         let mut j = job();
         j.delivery.attempts = 2;
-        j.subscription.consecutive_failures = 2;
+        Arc::make_mut(&mut j.subscription).consecutive_failures = 2;
         let r = conclude(
             &j,
             executed(Exchange::NoResponse("connection refused".into())),
@@ -544,7 +545,7 @@ mod tests {
     #[test]
     fn success_resets_the_failure_streak() {
         let mut j = job();
-        j.subscription.consecutive_failures = 4;
+        Arc::make_mut(&mut j.subscription).consecutive_failures = 4;
         let r = conclude(
             &j,
             executed(response(204, &[])),

@@ -39,6 +39,7 @@
 //! before it finishes. Ids sort by time, so `sub_pending` order is ingest order.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -136,16 +137,9 @@ pub struct DueWork {
     pub last: Option<QueuePosition>,
 }
 
-/// A place in the due-time queue (an entry's key).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A place in the due-time queue (an entry's key), ordered as the queue is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct QueuePosition(sled::IVec);
-
-impl QueuePosition {
-    /// The due time of the entry.
-    pub fn due(&self) -> Timestamp {
-        queue_due(&self.0)
-    }
-}
 
 #[derive(Clone)]
 pub struct Store {
@@ -197,15 +191,6 @@ fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
     k.extend_from_slice(&due.as_millis().to_be_bytes());
     k.extend_from_slice(id.as_str().as_bytes());
     k
-}
-
-/// The due time at the front of a queue key (0 for a malformed one, which
-/// only makes a reader rescan more).
-fn queue_due(k: &[u8]) -> Timestamp {
-    Timestamp(
-        k.get(..8)
-            .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes"))),
-    )
 }
 
 fn parse_queue_key(k: &[u8]) -> Option<(Timestamp, DeliveryId)> {
@@ -526,7 +511,7 @@ impl Store {
             .iter()
             .zip(&queued)
             .filter(|(_, head)| **head)
-            .filter_map(|((d, _), _)| d.next_attempt_at)
+            .filter_map(|((d, _), _)| Some(queue_key(d.next_attempt_at?, &d.id)))
             .min();
         let ingested = untx(
             (
@@ -559,8 +544,8 @@ impl Store {
                     },
                 ),
         )?;
-        if let Some(due) = earliest {
-            self.inner.commit.commit.queued(due);
+        if let Some(key) = earliest {
+            self.inner.commit.commit.queued(key);
         }
         Ok(ingested)
     }
@@ -622,7 +607,7 @@ impl Store {
             ),
         )?;
         if head && let Some(due) = d.next_attempt_at {
-            self.inner.commit.commit.queued(due);
+            self.inner.commit.commit.queued(queue_key(due, &d.id));
         }
         Ok(())
     }
@@ -635,24 +620,19 @@ impl Store {
         limit: usize,
         skip: impl Fn(&DeliveryId) -> bool,
     ) -> Result<DueWork> {
-        self.due_after(now, limit, None, skip)
+        self.due_after(now, limit, Bound::Unbounded, skip)
     }
 
-    /// [`Store::due`] looking only past `after` (exclusive). Entries before
-    /// it are not seen, so a caller that finds nothing this way scans again
-    /// from the start before concluding there is no work.
+    /// [`Store::due`] looking only from `from` on. Entries before it are
+    /// not seen: see [`Store::take_queued_since`] for when that is safe.
     pub fn due_after(
         &self,
         now: Timestamp,
         limit: usize,
-        after: Option<&QueuePosition>,
+        from: Bound<&QueuePosition>,
         skip: impl Fn(&DeliveryId) -> bool,
     ) -> Result<DueWork> {
-        use std::ops::Bound;
-        let start = match after {
-            Some(p) => Bound::Excluded(p.0.clone()),
-            None => Bound::Unbounded,
-        };
+        let start = from.map(|p| p.0.clone());
         let mut work = DueWork::default();
         for kv in self.inner.queue.range((start, Bound::Unbounded)) {
             let (k, _) = kv?;
@@ -676,21 +656,19 @@ impl Store {
         Ok(work)
     }
 
-    /// The earliest due time queued since the last call, if anything was.
-    /// Noted once the entry is visible to [`Store::due_after`], so a reader
-    /// that calls this before scanning from a position learns whether an
-    /// entry may have landed behind that position.
-    pub fn take_queued_since(&self) -> Option<Timestamp> {
-        match self
-            .inner
+    /// The lowest queue position written since the last call (or a lower
+    /// bound of it), if anything was queued. Noted once the entry is visible
+    /// to [`Store::due_after`], so a reader that calls this before scanning
+    /// from a position learns whether an entry may have landed behind that
+    /// position. Ids grow with time, so fresh deliveries due now land after
+    /// a position handed out earlier, even in the same millisecond.
+    pub fn take_queued_since(&self) -> Option<QueuePosition> {
+        self.inner
             .commit
             .commit
-            .low_water
-            .swap(u64::MAX, Ordering::SeqCst)
-        {
-            u64::MAX => None,
-            ms => Some(Timestamp(ms)),
-        }
+            .lock_low_water()
+            .take()
+            .map(|key| QueuePosition(key.into()))
     }
 
     /// Number of runnable queued deliveries (for the queue-depth gauge).
@@ -812,13 +790,15 @@ impl Store {
                     },
                 ),
         )?;
-        // The next head is queued at `now` at the latest.
+        // The next head is queued at `now` or later: its key at `now` is a
+        // lower bound, which is all a reader of the low-water mark needs.
         let requeued = d
             .next_attempt_at
+            .map(|due| queue_key(due, &d.id))
             .into_iter()
-            .chain(next_head.as_ref().map(|_| now));
-        if let Some(due) = requeued.min() {
-            self.inner.commit.commit.queued(due);
+            .chain(next_head.as_ref().map(|next| queue_key(now, next)));
+        if let Some(key) = requeued.min() {
+            self.inner.commit.commit.queued(key);
         }
         if let Some(sub) = &result.subscription {
             self.index_write().put(sub.clone());
@@ -1156,9 +1136,8 @@ struct GroupCommit {
     staged: Mutex<Staged>,
     trees: StagingTrees,
     written: AtomicU64,
-    /// Earliest due time (ms) queued since [`Store::take_queued_since`];
-    /// `u64::MAX` when nothing was.
-    low_water: AtomicU64,
+    /// Lowest queue key written since [`Store::take_queued_since`].
+    low_water: Mutex<Option<Vec<u8>>>,
     flushed: watch::Sender<u64>,
     failed: watch::Sender<Option<String>>,
     kick: Mutex<Kick>,
@@ -1184,7 +1163,7 @@ impl Flusher {
             staged: Mutex::new(Staged::default()),
             trees,
             written: AtomicU64::new(0),
-            low_water: AtomicU64::new(u64::MAX),
+            low_water: Mutex::new(None),
             flushed: watch::Sender::new(0),
             failed: watch::Sender::new(None),
             kick: Mutex::new(Kick::default()),
@@ -1259,9 +1238,16 @@ impl GroupCommit {
         }
     }
 
-    /// Notes a committed queue entry due at `due`.
-    fn queued(&self, due: Timestamp) {
-        self.low_water.fetch_min(due.as_millis(), Ordering::SeqCst);
+    /// Notes a committed queue entry (or a lower bound of its key).
+    fn queued(&self, key: Vec<u8>) {
+        let mut low = self.lock_low_water();
+        if low.as_ref().is_none_or(|l| key < *l) {
+            *low = Some(key);
+        }
+    }
+
+    fn lock_low_water(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+        self.low_water.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_staged(&self) -> std::sync::MutexGuard<'_, Staged> {
@@ -1291,10 +1277,9 @@ impl GroupCommit {
             .filter(|(slot, ..)| matches!(slot, Slot::Queue))
             .map(|(_, key, _)| key)
             .chain(finishes.iter().filter_map(|f| f.requeue.as_ref()))
-            .map(|key| queue_due(key))
             .min();
-        if let Some(due) = queued {
-            self.queued(due);
+        if let Some(key) = queued {
+            self.queued(key.clone());
         }
         let mut staged = self.lock_staged();
         for key in source_keys {
@@ -1491,7 +1476,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_earliest_queued_due_time_is_reported_once_it_is_visible() {
+    async fn a_scan_from_the_lowest_queued_position_finds_what_landed_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s = sub("s1", &["*"], false);
+        let e = event(None);
+        let handed: Vec<Delivery> = [100, 200].iter().map(|&t| delivery(&e, &s, t)).collect();
+        let with_flags: Vec<_> = handed.iter().map(|d| (d.clone(), false)).collect();
+        store.ingest(&e, &with_flags).unwrap();
+        store.durable().await.unwrap();
+        let cursor = store
+            .due(Timestamp(1000), 10, |_| false)
+            .unwrap()
+            .last
+            .unwrap();
+        store.take_queued_since();
+
+        // A retry due before the cursor's entry.
+        let late = event(None);
+        let behind = delivery(&late, &s, 150);
+        store.ingest(&late, &[(behind.clone(), false)]).unwrap();
+        store.durable().await.unwrap();
+        let in_flight = |id: &DeliveryId| handed.iter().any(|d| &d.id == id);
+        let past = store
+            .due_after(Timestamp(1000), 10, Bound::Excluded(&cursor), in_flight)
+            .unwrap();
+        assert!(past.ready.is_empty(), "behind the cursor");
+        let lowest = store.take_queued_since().unwrap();
+        assert!(lowest <= cursor);
+        let from = store
+            .due_after(Timestamp(1000), 10, Bound::Included(&lowest), in_flight)
+            .unwrap();
+        assert_eq!(from.ready, vec![behind.id]);
+    }
+
+    #[tokio::test]
+    async fn the_lowest_queued_position_is_reported_once_it_is_visible() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.take_queued_since(), None);
@@ -1506,7 +1526,9 @@ mod tests {
         // Staged ingests are not in the queue yet, so nothing is reported.
         assert_eq!(store.take_queued_since(), None);
         store.durable().await.unwrap();
-        assert_eq!(store.take_queued_since(), Some(Timestamp(300)));
+        let lowest = store.take_queued_since().expect("queued");
+        let work = store.due(Timestamp(1000), 1, |_| false).unwrap();
+        assert_eq!(Some(lowest), work.last, "the entry due at 300");
         assert_eq!(store.take_queued_since(), None, "taken once");
 
         let o = sub("o1", &["*"], true);
@@ -1514,7 +1536,9 @@ mod tests {
         store
             .add_delivery(&delivery(&third, &o, 250), true)
             .unwrap();
-        assert_eq!(store.take_queued_since(), Some(Timestamp(250)));
+        let lowest = store.take_queued_since().expect("queued");
+        let work = store.due(Timestamp(1000), 1, |_| false).unwrap();
+        assert_eq!(Some(lowest), work.last, "the entry due at 250");
     }
 
     #[tokio::test]

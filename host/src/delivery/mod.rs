@@ -15,6 +15,7 @@ pub mod request;
 pub mod worker;
 
 use std::collections::HashSet;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +88,17 @@ impl Context {
     }
 }
 
+/// Where the dispatcher scans from next, given where it is and the lowest
+/// position queued since its last scan: everything runnable before that
+/// position was already handed out, so the scan resumes there rather than
+/// at the start (where it would walk past every delivery in flight).
+fn rewind(cursor: Bound<QueuePosition>, queued: Option<QueuePosition>) -> Bound<QueuePosition> {
+    match (cursor, queued) {
+        (Bound::Excluded(c) | Bound::Included(c), Some(q)) if q <= c => Bound::Included(q),
+        (cursor, _) => cursor,
+    }
+}
+
 /// How long in-flight attempts may run on after a shutdown request.
 const SHUTDOWN_GRACE_EXTRA: Duration = Duration::from_secs(1);
 
@@ -128,10 +140,11 @@ impl Engine {
         // Past the last entry handed out: in-flight deliveries stay queued
         // until recorded, and walking past them on every wake-up would cost
         // more than the deliveries. Entries only land behind the cursor when
-        // something is queued at or before its due time (same millisecond,
-        // ordered heads, resends); the store reports the earliest due time
-        // queued since the last look, and only then is the scan restarted.
-        let mut cursor: Option<QueuePosition> = None;
+        // something is queued before it (a retry or ordered head due earlier,
+        // a delivery committed after a younger one); the store reports the
+        // lowest position queued since the last look, and only then is the
+        // scan restarted.
+        let mut cursor: Bound<QueuePosition> = Bound::Unbounded;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -145,11 +158,11 @@ impl Engine {
                 // followed by another wake-up.
                 let queued = self.ctx.store.take_queued_since();
                 let unrecorded = self.unrecorded.swap(false, Ordering::SeqCst);
-                if let Some(c) = &cursor
-                    && (unrecorded || queued.is_some_and(|q| q <= c.due()))
-                {
-                    cursor = None;
-                }
+                cursor = if unrecorded {
+                    Bound::Unbounded
+                } else {
+                    rewind(cursor, queued)
+                };
                 let work = {
                     let running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                     self.ctx
@@ -160,12 +173,12 @@ impl Engine {
                     Ok(work) => {
                         let limited = work.ready.len() == free;
                         if let Some(last) = work.last {
-                            cursor = Some(last);
+                            cursor = Bound::Excluded(last);
                         }
                         for id in work.ready {
                             if !self.spawn(&mut tasks, id) {
                                 // Left behind the cursor: look from the start.
-                                cursor = None;
+                                cursor = Bound::Unbounded;
                             }
                         }
                         if limited {

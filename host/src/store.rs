@@ -147,6 +147,17 @@ pub struct Store {
 }
 
 struct Inner {
+    trees: Arc<Trees>,
+    index: RwLock<SubscriptionIndex>,
+    /// Serialises changes to ordered subscriptions' heads: picking the next
+    /// delivery needs a range scan, which sled transactions cannot do.
+    ordered: Mutex<()>,
+    commit: Flusher,
+}
+
+/// Every tree of the database (see the module doc), shared by the store
+/// and its commit thread.
+struct Trees {
     subscriptions: sled::Tree,
     events: sled::Tree,
     source_ids: sled::Tree,
@@ -158,11 +169,6 @@ struct Inner {
     sub_attempts: sled::Tree,
     plugins: sled::Tree,
     plugin_blobs: sled::Tree,
-    index: RwLock<SubscriptionIndex>,
-    /// Serialises changes to ordered subscriptions' heads: picking the next
-    /// delivery needs a range scan, which sled transactions cannot do.
-    ordered: Mutex<()>,
-    commit: Flusher,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -253,33 +259,24 @@ impl Store {
             // is most of the process's memory.
             .cache_capacity(CACHE_BYTES)
             .open()?;
-        let tree = |name: &str| db.open_tree(name);
-        let staging_trees = StagingTrees {
-            events: tree("events")?,
-            source_ids: tree("source_ids")?,
-            deliveries: tree("deliveries")?,
-            event_deliveries: tree("event_deliveries")?,
-            queue: tree("queue")?,
-            sub_pending: tree("sub_pending")?,
-            attempts: tree("attempts")?,
-            sub_attempts: tree("sub_attempts")?,
-            subscriptions: tree("subscriptions")?,
-        };
+        let trees = Arc::new(Trees {
+            subscriptions: db.open_tree("subscriptions")?,
+            events: db.open_tree("events")?,
+            source_ids: db.open_tree("source_ids")?,
+            deliveries: db.open_tree("deliveries")?,
+            event_deliveries: db.open_tree("event_deliveries")?,
+            queue: db.open_tree("queue")?,
+            sub_pending: db.open_tree("sub_pending")?,
+            attempts: db.open_tree("attempts")?,
+            sub_attempts: db.open_tree("sub_attempts")?,
+            plugins: db.open_tree("plugins")?,
+            plugin_blobs: db.open_tree("plugin_blobs")?,
+        });
         let inner = Inner {
-            subscriptions: tree("subscriptions")?,
-            events: tree("events")?,
-            source_ids: tree("source_ids")?,
-            deliveries: tree("deliveries")?,
-            event_deliveries: tree("event_deliveries")?,
-            queue: tree("queue")?,
-            sub_pending: tree("sub_pending")?,
-            attempts: tree("attempts")?,
-            sub_attempts: tree("sub_attempts")?,
-            plugins: tree("plugins")?,
-            plugin_blobs: tree("plugin_blobs")?,
+            trees: trees.clone(),
             index: RwLock::new(SubscriptionIndex::default()),
             ordered: Mutex::new(()),
-            commit: Flusher::start(db, staging_trees),
+            commit: Flusher::start(db, trees),
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -306,7 +303,7 @@ impl Store {
 
     pub fn put_subscription(&self, sub: &Subscription) -> Result<()> {
         let key = key2(sub.tenant.as_str(), sub.id.as_str());
-        self.inner.subscriptions.insert(key, encode(sub))?;
+        self.inner.trees.subscriptions.insert(key, encode(sub))?;
         self.index_write().put(sub.clone());
         Ok(())
     }
@@ -318,6 +315,7 @@ impl Store {
     ) -> Result<Option<Subscription>> {
         let key = key2(tenant.as_str(), id.as_str());
         self.inner
+            .trees
             .subscriptions
             .get(&key)?
             .map(|v| decode(&key, &v))
@@ -327,6 +325,7 @@ impl Store {
     pub fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>> {
         let prefix = key2(tenant.as_str(), "");
         self.inner
+            .trees
             .subscriptions
             .scan_prefix(prefix)
             .map(|kv| {
@@ -338,6 +337,7 @@ impl Store {
 
     pub fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
         self.inner
+            .trees
             .subscriptions
             .iter()
             .map(|kv| {
@@ -378,6 +378,7 @@ impl Store {
         self.cancel_pending(tenant, id, now)?;
         let existed = self
             .inner
+            .trees
             .subscriptions
             .remove(key2(tenant.as_str(), id.as_str()))?
             .is_some();
@@ -395,12 +396,12 @@ impl Store {
         let _ordered = self.ordered_lock();
         let prefix = prefix2(tenant.as_str(), id.as_str());
         let mut cancelled = 0;
-        for kv in self.inner.sub_pending.scan_prefix(&prefix) {
+        for kv in self.inner.trees.sub_pending.scan_prefix(&prefix) {
             let (pending_key, _) = kv?;
             let Ok(dlv_id) = last_part(&pending_key).parse::<DeliveryId>() else {
                 continue;
             };
-            let i = &self.inner;
+            let i = &*self.inner.trees;
             untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
                 |(deliveries, queue, sub_pending)| {
                     sub_pending.remove(&*pending_key)?;
@@ -464,7 +465,7 @@ impl Store {
             if let Some(first) = staged.source_ids.get(key) {
                 return Ok(Ingested::Duplicate(first.clone()));
             }
-            if let Some(first) = self.inner.source_ids.get(key)? {
+            if let Some(first) = self.inner.trees.source_ids.get(key)? {
                 return Ok(Ingested::Duplicate(decode(key, &first)?));
             }
             writes.push((Slot::SourceIds, key.clone(), encode(&receipt)));
@@ -487,6 +488,7 @@ impl Store {
             let head = !*ordered
                 || self
                     .inner
+                    .trees
                     .sub_pending
                     .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
                     .next()
@@ -506,7 +508,7 @@ impl Store {
         if let Some(first) = source_key.as_ref().and_then(|k| staged.source_ids.get(k)) {
             return Ok(Ingested::Duplicate(first.clone()));
         }
-        let i = &self.inner;
+        let i = &*self.inner.trees;
         let earliest = deliveries
             .iter()
             .zip(&queued)
@@ -553,6 +555,7 @@ impl Store {
     pub fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
         let key = id.as_str().as_bytes();
         self.inner
+            .trees
             .events
             .get(key)?
             .map(|v| decode(key, &v))
@@ -562,7 +565,7 @@ impl Store {
     pub fn event_deliveries(&self, id: &EventId) -> Result<Vec<Delivery>> {
         let prefix = key2(id.as_str(), "");
         let mut out = Vec::new();
-        for kv in self.inner.event_deliveries.scan_prefix(prefix) {
+        for kv in self.inner.trees.event_deliveries.scan_prefix(prefix) {
             let (k, _) = kv?;
             if let Ok(dlv) = last_part(&k).parse::<DeliveryId>()
                 && let Some(d) = self.get_delivery(&dlv)?
@@ -576,6 +579,7 @@ impl Store {
     pub fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
         let key = id.as_str().as_bytes();
         self.inner
+            .trees
             .deliveries
             .get(key)?
             .map(|v| decode(key, &v))
@@ -588,11 +592,12 @@ impl Store {
         let head = !ordered
             || self
                 .inner
+                .trees
                 .sub_pending
                 .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
                 .next()
                 .is_none();
-        let i = &self.inner;
+        let i = &*self.inner.trees;
         untx(
             (&i.deliveries, &i.event_deliveries, &i.queue, &i.sub_pending).transaction(
                 |(dtree, event_deliveries, queue, sub_pending)| {
@@ -634,7 +639,7 @@ impl Store {
     ) -> Result<DueWork> {
         let start = from.map(|p| p.0.clone());
         let mut work = DueWork::default();
-        for kv in self.inner.queue.range((start, Bound::Unbounded)) {
+        for kv in self.inner.trees.queue.range((start, Bound::Unbounded)) {
             let (k, _) = kv?;
             let Some((due, id)) = parse_queue_key(&k) else {
                 continue;
@@ -673,7 +678,7 @@ impl Store {
 
     /// Number of runnable queued deliveries (for the queue-depth gauge).
     pub fn queue_len(&self) -> usize {
-        self.inner.queue.len()
+        self.inner.trees.queue.len()
     }
 
     /// Records an attempt and its consequences, durably. Attempts of
@@ -733,7 +738,7 @@ impl Store {
         let next_head = if ordered && d.state.is_final() {
             let prefix = prefix2(d.tenant.as_str(), d.subscription_id.as_str());
             let mut next = None;
-            for kv in self.inner.sub_pending.scan_prefix(&prefix) {
+            for kv in self.inner.trees.sub_pending.scan_prefix(&prefix) {
                 let (k, _) = kv?;
                 if k != pending_key {
                     next = last_part(&k).parse::<DeliveryId>().ok();
@@ -744,7 +749,7 @@ impl Store {
         } else {
             None
         };
-        let i = &self.inner;
+        let i = &*self.inner.trees;
         untx(
             (
                 &i.deliveries,
@@ -811,6 +816,7 @@ impl Store {
     pub fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>> {
         let key = id.as_str().as_bytes();
         self.inner
+            .trees
             .attempts
             .get(key)?
             .map(|v| decode(key, &v))
@@ -838,6 +844,7 @@ impl Store {
         let mut next = None;
         for kv in self
             .inner
+            .trees
             .sub_attempts
             .range(prefix.as_slice()..end.as_slice())
             .rev()
@@ -860,7 +867,7 @@ impl Store {
     // --- plugins ---
 
     pub fn put_plugin(&self, record: &PluginRecord, wasm: &[u8]) -> Result<()> {
-        let i = &self.inner;
+        let i = &*self.inner.trees;
         untx(
             (&i.plugins, &i.plugin_blobs).transaction(|(plugins, blobs)| {
                 blobs.insert(record.sha256.as_bytes(), wasm)?;
@@ -872,6 +879,7 @@ impl Store {
 
     pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
         self.inner
+            .trees
             .plugins
             .iter()
             .map(|kv| {
@@ -884,6 +892,7 @@ impl Store {
     pub fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .inner
+            .trees
             .plugin_blobs
             .get(sha256.as_bytes())?
             .map(|v| v.to_vec()))
@@ -978,19 +987,6 @@ impl SubscriptionIndex {
     }
 }
 
-/// The trees a staged ingest writes to.
-struct StagingTrees {
-    events: sled::Tree,
-    source_ids: sled::Tree,
-    deliveries: sled::Tree,
-    event_deliveries: sled::Tree,
-    queue: sled::Tree,
-    sub_pending: sled::Tree,
-    attempts: sled::Tree,
-    sub_attempts: sled::Tree,
-    subscriptions: sled::Tree,
-}
-
 /// A finished attempt of an unordered delivery, encoded, waiting for the
 /// next batch.
 struct StagedFinish {
@@ -1006,7 +1002,7 @@ struct StagedFinish {
     subscription: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Which of the [`StagingTrees`] a staged write goes to.
+/// Which of the [`Trees`] a staged write goes to.
 #[derive(Clone, Copy)]
 enum Slot {
     Events,
@@ -1072,7 +1068,7 @@ fn finish_in(
     Ok(())
 }
 
-impl StagingTrees {
+impl Trees {
     /// Writes a batch of staged records and finished attempts in one
     /// transaction.
     fn commit(&self, writes: &[(Slot, Vec<u8>, Vec<u8>)], finishes: &[StagedFinish]) -> Result<()> {
@@ -1134,7 +1130,7 @@ impl StagingTrees {
 /// the flush covered.
 struct GroupCommit {
     staged: Mutex<Staged>,
-    trees: StagingTrees,
+    trees: Arc<Trees>,
     written: AtomicU64,
     /// Lowest queue key written since [`Store::take_queued_since`].
     low_water: Mutex<Option<Vec<u8>>>,
@@ -1158,7 +1154,7 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(db: sled::Db, trees: StagingTrees) -> Self {
+    fn start(db: sled::Db, trees: Arc<Trees>) -> Self {
         let commit = Arc::new(GroupCommit {
             staged: Mutex::new(Staged::default()),
             trees,

@@ -965,7 +965,7 @@ async fn uploaded_limits_are_checked_listed_applied_and_kept_across_a_restart() 
     ]});
     assert_eq!(plugin_list(&server).await, listed);
 
-    // A bad limit refuses the whole upload, before the body is looked at.
+    // A bad limit refuses the whole upload, whatever the body.
     let rejects = [
         ("?memory=12", "`memory`", "at least 64KiB"),
         ("?timeout=0ms", "`timeout`", "longer than zero"),

@@ -7,6 +7,7 @@
 //! unknown routes and methods with the same JSON errors as everything else.
 
 mod attempts;
+mod connection;
 pub mod error;
 mod events;
 pub mod extract;
@@ -67,7 +68,9 @@ pub fn router(app: App) -> Router {
         .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT));
-    with_json_fallbacks(routes).with_state(ApiState { app, auth })
+    with_json_fallbacks(routes)
+        .layer(axum::middleware::from_fn(connection::close_if_body_unread))
+        .with_state(ApiState { app, auth })
 }
 
 /// Caps request bodies on every route of `router` and tells the extractors
@@ -173,7 +176,9 @@ mod tests {
                 "/v1/pages",
                 get(|ApiQuery(page): ApiQuery<Page>| async move { Json(json!({"limit": page.limit})) }),
             );
-        with_json_fallbacks(with_body_limit(routes, LIMIT)).with_state(auth)
+        with_json_fallbacks(with_body_limit(routes, LIMIT))
+            .layer(axum::middleware::from_fn(connection::close_if_body_unread))
+            .with_state(auth)
     }
 
     async fn send(
@@ -282,6 +287,43 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(value, json!({"name": "small", "size": LIMIT}));
+    }
+
+    /// A request body arriving in several chunks, as from a socket.
+    struct Chunks(Vec<axum::body::Bytes>);
+
+    impl axum::body::HttpBody for Chunks {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            let next = (!self.0.is_empty()).then(|| Ok(http_body::Frame::data(self.0.remove(0))));
+            std::task::Poll::Ready(next)
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_given_before_the_body_was_read_close_the_connection() {
+        let put = |auth, size| send("PUT", "/v1/plugins/p", Some(auth), None, vec![0u8; size]);
+        let (status, headers, _) = put(PUBLISHER, 8).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(headers[header::CONNECTION], "close", "token refused unread");
+        // Over the limit in its first chunk, with more still to come.
+        let chunks = Chunks(vec![vec![0u8; LIMIT + 1].into(), vec![0u8; 8].into()]);
+        let (status, headers, _) =
+            send("PUT", "/v1/plugins/p", Some(ADMIN), None, Body::new(chunks)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(headers[header::CONNECTION], "close", "over the limit");
+
+        let (status, headers, _) = put(ADMIN, LIMIT).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!headers.contains_key(header::CONNECTION), "read to its end");
+        let (status, headers, _) = send("GET", "/v1/pages", None, None, Body::empty()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!headers.contains_key(header::CONNECTION), "no body");
     }
 
     #[tokio::test]

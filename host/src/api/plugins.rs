@@ -40,13 +40,18 @@ impl UploadQuery {
 
 /// 201 for a new name, 200 for a replaced one; 422 when a limit is invalid
 /// or the bytes are not a component exporting the transform interface.
+///
+/// A bad query is reported only once the body is read: answering while
+/// the client is still sending it makes the server close the connection,
+/// which a keep-alive client may already be reusing for its next request.
 async fn upload(
     State(app): State<App>,
     _: PluginAdmin,
     Id(name): Id<PluginName>,
-    ApiQuery(query): ApiQuery<UploadQuery>,
+    query: Result<ApiQuery<UploadQuery>, ApiError>,
     RawBody(wasm): RawBody,
 ) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
+    let ApiQuery(query) = query?;
     let limits = query.limits()?;
     let (info, created) = app.put_plugin(&name, wasm, limits).await?;
     let status = if created {

@@ -224,6 +224,14 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
 
+/// Decodes the value of an entry read by a scan.
+fn decode_entry<T: for<'de> Deserialize<'de>>(
+    kv: sled::Result<(sled::IVec, sled::IVec)>,
+) -> Result<T> {
+    let (k, v) = kv?;
+    decode(&k, &v)
+}
+
 fn tx_decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> TxResult<T> {
     decode(key, bytes).map_err(ConflictableTransactionError::Abort)
 }
@@ -291,6 +299,10 @@ impl Store {
         self.inner.commit.commit.wait().await
     }
 
+    fn index_read(&self) -> std::sync::RwLockReadGuard<'_, SubscriptionIndex> {
+        self.inner.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn index_write(&self) -> std::sync::RwLockWriteGuard<'_, SubscriptionIndex> {
         self.inner.index.write().unwrap_or_else(|e| e.into_inner())
     }
@@ -328,10 +340,7 @@ impl Store {
             .trees
             .subscriptions
             .scan_prefix(prefix)
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
+            .map(decode_entry)
             .collect()
     }
 
@@ -340,10 +349,7 @@ impl Store {
             .trees
             .subscriptions
             .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
+            .map(decode_entry)
             .collect()
     }
 
@@ -354,8 +360,7 @@ impl Store {
         tenant: &Tenant,
         id: &SubscriptionId,
     ) -> Option<Arc<Subscription>> {
-        let index = self.inner.index.read().unwrap_or_else(|e| e.into_inner());
-        index.get(tenant, id)
+        self.index_read().get(tenant, id)
     }
 
     /// The tenant's enabled subscriptions that want this event type.
@@ -364,8 +369,7 @@ impl Store {
         tenant: &Tenant,
         event_type: &str,
     ) -> Vec<Arc<Subscription>> {
-        let index = self.inner.index.read().unwrap_or_else(|e| e.into_inner());
-        index.matching(tenant, event_type)
+        self.index_read().matching(tenant, event_type)
     }
 
     /// Removes the subscription and cancels its pending deliveries.
@@ -878,15 +882,7 @@ impl Store {
     }
 
     pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
-        self.inner
-            .trees
-            .plugins
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
+        self.inner.trees.plugins.iter().map(decode_entry).collect()
     }
 
     pub fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {

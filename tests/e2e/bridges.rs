@@ -26,7 +26,7 @@ use receivers::zapier::ZapierReceiver;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    ADMIN, ConfigBuilder, DryRun, Receiver, Recorded, Server, run_binary, sample,
+    ADMIN, ConfigBuilder, DryRun, Receiver, Recorded, Server, run_dry_run, sample,
 };
 
 /// Deadline of waits for something that should happen almost at once.
@@ -497,19 +497,11 @@ async fn dry_runs_match_what_the_server_sends_with_the_example_config() {
                 .as_ref()
                 .expect("every example subscription has a plugin");
             let wasm = &config.plugins[plugin].path;
-            let (status, stdout, stderr) = run_binary(
-                &[
-                    "plugin",
-                    "run",
-                    "--plugin",
-                    &wasm.display().to_string(),
-                    "--event",
-                    &event_file.display().to_string(),
-                    "--config",
-                    &sub.plugin_config.to_string(),
-                    "--url",
-                    &sub.url,
-                ],
+            let (status, stdout, stderr) = run_dry_run(
+                wasm,
+                &event_file,
+                &sub.plugin_config.to_string(),
+                Some(&sub.url),
                 server.dir(),
                 SOON,
             );

@@ -670,6 +670,25 @@ fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     });
 }
 
+/// Runs the dry run (`hookshape plugin run`) of the plugin at `wasm` on the
+/// event in `event`, with a subscription's plugin config and, when given,
+/// its URL. Returns the exit status, stdout and stderr.
+pub fn run_dry_run(
+    wasm: &Path,
+    event: &Path,
+    config: &str,
+    url: Option<&str>,
+    cwd: &Path,
+    timeout: Duration,
+) -> (ExitStatus, String, String) {
+    let (wasm, event) = (wasm.display().to_string(), event.display().to_string());
+    let mut args = vec![
+        "plugin", "run", "--plugin", &wasm, "--event", &event, "--config", config,
+    ];
+    args.extend(url.map(|url| ["--url", url]).into_iter().flatten());
+    run_binary(&args, cwd, timeout)
+}
+
 /// Runs the binary to completion with `args` (for `config check`, or a
 /// `serve` expected to refuse its config), killing it past `timeout`.
 /// Returns the exit status, stdout and stderr.

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::{
     ADMIN, BINARY, ConfigBuilder, DryRun, Receiver, Server, assert_error, assert_signed,
-    run_binary, sample, unix_now, wait_until,
+    run_binary, run_dry_run, sample, unix_now, wait_until,
 };
 
 /// Deadline of waits for something that should happen almost at once.
@@ -737,19 +737,11 @@ async fn the_dry_run_prints_what_the_server_sends() {
     let stored = server.event("acme", &event_id).await;
     std::fs::write(&event_file, stored.to_string()).expect("writing the event file");
     let wasm = build_plugin("zapier");
-    let (status, stdout, stderr) = run_binary(
-        &[
-            "plugin",
-            "run",
-            "--plugin",
-            &wasm.display().to_string(),
-            "--event",
-            &event_file.display().to_string(),
-            "--config",
-            &plugin_config.to_string(),
-            "--url",
-            &receiver.url(),
-        ],
+    let (status, stdout, stderr) = run_dry_run(
+        &wasm,
+        &event_file,
+        &plugin_config.to_string(),
+        Some(&receiver.url()),
         server.dir(),
         CLI_DEADLINE,
     );
@@ -787,22 +779,8 @@ fn the_dry_run_exits_1_with_the_reason_on_a_trap() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let event_file = sample_file(dir.path(), "alpana-comment-added");
     let wasm = build_plugin("testkit");
-    let dry_run = |config: &str| {
-        run_binary(
-            &[
-                "plugin",
-                "run",
-                "--plugin",
-                &wasm.display().to_string(),
-                "--event",
-                &event_file.display().to_string(),
-                "--config",
-                config,
-            ],
-            dir.path(),
-            CLI_DEADLINE,
-        )
-    };
+    let dry_run =
+        |config: &str| run_dry_run(&wasm, &event_file, config, None, dir.path(), CLI_DEADLINE);
 
     let (status, stdout, stderr) = dry_run(r#"{"mode":"panic","message":"no such column"}"#);
     assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");

@@ -148,7 +148,9 @@ pub struct Store {
 
 struct Inner {
     trees: Arc<Trees>,
-    index: RwLock<SubscriptionIndex>,
+    /// Shared with the commit thread, which applies the subscription
+    /// changes of batched attempts as it commits them.
+    index: Arc<RwLock<SubscriptionIndex>>,
     /// Serialises changes to ordered subscriptions' heads: picking the next
     /// delivery needs a range scan, which sled transactions cannot do.
     ordered: Mutex<()>,
@@ -280,11 +282,12 @@ impl Store {
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
         });
+        let index = Arc::new(RwLock::new(SubscriptionIndex::default()));
         let inner = Inner {
             trees: trees.clone(),
-            index: RwLock::new(SubscriptionIndex::default()),
+            index: index.clone(),
             ordered: Mutex::new(()),
-            commit: Flusher::start(db, trees),
+            commit: Flusher::start(db, trees, index),
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -711,17 +714,10 @@ impl Store {
                 .state
                 .is_final()
                 .then(|| key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str())),
-            subscription: result
-                .subscription
-                .as_ref()
-                .map(|sub| (key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))),
+            subscription: result.subscription.clone(),
         };
         self.inner.commit.commit.lock_staged().finishes.push(staged);
-        self.durable().await?;
-        if let Some(sub) = &result.subscription {
-            self.index_write().put(sub.clone());
-        }
-        Ok(())
+        self.durable().await
     }
 
     /// Records an attempt and its consequences in one transaction. When the
@@ -753,8 +749,10 @@ impl Store {
         } else {
             None
         };
+        // Held across the transaction, as in a batch (`commit_batch`).
+        let mut index = result.subscription.is_some().then(|| self.index_write());
         let i = &*self.inner.trees;
-        untx(
+        let wrote_subscription = untx(
             (
                 &i.deliveries,
                 &i.queue,
@@ -771,14 +769,14 @@ impl Store {
                             &[][..],
                         )?;
                         let Some(raw) = dtree.get(d.id.as_str())? else {
-                            return Ok(());
+                            return Ok(false);
                         };
                         let before: Delivery = tx_decode(d.id.as_str().as_bytes(), &raw)?;
                         if let Some(due) = before.next_attempt_at {
                             queue.remove(queue_key(due, &before.id))?;
                         }
                         if before.state != DeliveryState::Pending {
-                            return Ok(());
+                            return Ok(false);
                         }
                         put_delivery(dtree, queue, d, true)?;
                         if d.state.is_final() {
@@ -795,10 +793,16 @@ impl Store {
                             subscriptions
                                 .insert(key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))?;
                         }
-                        Ok(())
+                        Ok(result.subscription.is_some())
                     },
                 ),
         )?;
+        if let (Some(index), Some(sub), true) =
+            (index.as_mut(), &result.subscription, wrote_subscription)
+        {
+            index.put(sub.clone());
+        }
+        drop(index);
         // The next head is queued at `now` or later: its key at `now` is a
         // lower bound, which is all a reader of the low-water mark needs.
         let requeued = d
@@ -808,9 +812,6 @@ impl Store {
             .chain(next_head.as_ref().map(|next| queue_key(now, next)));
         if let Some(key) = requeued.min() {
             self.inner.commit.commit.queued(key);
-        }
-        if let Some(sub) = &result.subscription {
-            self.index_write().put(sub.clone());
         }
         Ok(())
     }
@@ -995,7 +996,7 @@ struct StagedFinish {
     requeue: Option<Vec<u8>>,
     /// Its `sub_pending` key, removed when the delivery ends.
     ended: Option<Vec<u8>>,
-    subscription: Option<(Vec<u8>, Vec<u8>)>,
+    subscription: Option<Subscription>,
 }
 
 /// Which of the [`Trees`] a staged write goes to.
@@ -1022,7 +1023,8 @@ struct Staged {
 }
 
 /// One staged finished attempt inside the batch transaction; see
-/// [`Store::finish_attempt`] for the rules.
+/// [`Store::finish_attempt`] for the rules. `true` when it wrote the
+/// attempt's subscription change.
 fn finish_in(
     deliveries: &TransactionalTree,
     queue: &TransactionalTree,
@@ -1031,25 +1033,25 @@ fn finish_in(
     sub_attempts: &TransactionalTree,
     subscriptions: &TransactionalTree,
     f: &StagedFinish,
-) -> TxResult<()> {
+) -> TxResult<bool> {
     attempts.insert(f.attempt_id.as_slice(), f.attempt.as_slice())?;
     sub_attempts.insert(f.sub_attempt_key.as_slice(), &[][..])?;
     let Some(raw) = deliveries.get(&f.delivery_id)? else {
-        return Ok(());
+        return Ok(false);
     };
     // One unreadable record must not hold up the whole batch.
     let before: Delivery = match decode(&f.delivery_id, &raw) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "skipping an attempt's delivery update");
-            return Ok(());
+            return Ok(false);
         }
     };
     if let Some(due) = before.next_attempt_at {
         queue.remove(queue_key(due, &before.id))?;
     }
     if before.state != DeliveryState::Pending {
-        return Ok(());
+        return Ok(false);
     }
     deliveries.insert(f.delivery_id.as_slice(), f.delivery.as_slice())?;
     if let Some(key) = &f.requeue {
@@ -1058,16 +1060,20 @@ fn finish_in(
     if let Some(key) = &f.ended {
         sub_pending.remove(key.as_slice())?;
     }
-    if let Some((key, value)) = &f.subscription {
-        subscriptions.insert(key.as_slice(), value.as_slice())?;
+    if let Some(sub) = &f.subscription {
+        subscriptions.insert(key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))?;
     }
-    Ok(())
+    Ok(f.subscription.is_some())
 }
 
 impl Trees {
     /// Writes a batch of staged records and finished attempts in one
-    /// transaction.
-    fn commit(&self, writes: &[(Slot, Vec<u8>, Vec<u8>)], finishes: &[StagedFinish]) -> Result<()> {
+    /// transaction; returns the subscription changes it wrote.
+    fn commit<'f>(
+        &self,
+        writes: &[(Slot, Vec<u8>, Vec<u8>)],
+        finishes: &'f [StagedFinish],
+    ) -> Result<Vec<&'f Subscription>> {
         untx(
             (
                 &self.events,
@@ -1092,8 +1098,9 @@ impl Trees {
                         sub_attempts,
                         subscriptions,
                     )| {
+                        let mut changed = Vec::new();
                         for f in finishes {
-                            finish_in(
+                            let wrote = finish_in(
                                 deliveries,
                                 queue,
                                 sub_pending,
@@ -1102,6 +1109,7 @@ impl Trees {
                                 subscriptions,
                                 f,
                             )?;
+                            changed.extend(f.subscription.as_ref().filter(|_| wrote));
                         }
                         for (slot, key, value) in writes {
                             let tree = match slot {
@@ -1114,7 +1122,7 @@ impl Trees {
                             };
                             tree.insert(key.as_slice(), value.as_slice())?;
                         }
-                        Ok(())
+                        Ok(changed)
                     },
                 ),
         )
@@ -1127,6 +1135,7 @@ impl Trees {
 struct GroupCommit {
     staged: Mutex<Staged>,
     trees: Arc<Trees>,
+    index: Arc<RwLock<SubscriptionIndex>>,
     written: AtomicU64,
     /// Lowest queue key written since [`Store::take_queued_since`].
     low_water: Mutex<Option<Vec<u8>>>,
@@ -1150,10 +1159,11 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(db: sled::Db, trees: Arc<Trees>) -> Self {
+    fn start(db: sled::Db, trees: Arc<Trees>, index: Arc<RwLock<SubscriptionIndex>>) -> Self {
         let commit = Arc::new(GroupCommit {
             staged: Mutex::new(Staged::default()),
             trees,
+            index,
             written: AtomicU64::new(0),
             low_water: Mutex::new(None),
             flushed: watch::Sender::new(0),
@@ -1254,9 +1264,24 @@ impl GroupCommit {
         finishes: &[StagedFinish],
         source_keys: &[Vec<u8>],
     ) {
+        // A subscription change (failure count, disabling) must reach the
+        // index no later than readers of sled can see it, or an ingest could
+        // still match a subscription the API already shows disabled: hold
+        // the index across the transaction (rarely: only batches with one).
+        let mut index = finishes
+            .iter()
+            .any(|f| f.subscription.is_some())
+            .then(|| self.index.write().unwrap_or_else(|e| e.into_inner()));
         loop {
             match self.trees.commit(writes, finishes) {
-                Ok(()) => break,
+                Ok(changed) => {
+                    if let Some(index) = index.as_mut() {
+                        for sub in changed {
+                            index.put(sub.clone());
+                        }
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "writing staged events failed; retrying");
                     self.failed.send_replace(Some(e.to_string()));
@@ -1264,6 +1289,7 @@ impl GroupCommit {
                 }
             }
         }
+        drop(index);
         let queued = writes
             .iter()
             .filter(|(slot, ..)| matches!(slot, Slot::Queue))

@@ -11,8 +11,8 @@
 //! | `source_ids` | `tenant \0 source id` | JSON [`Receipt`] of the first ingest |
 //! | `deliveries` | `dlv_id` | JSON [`Delivery`] |
 //! | `event_deliveries` | `evt_id \0 dlv_id` | empty |
-//! | `queue` | `due ms (u64 big-endian) dlv_id` | empty: runnable pending deliveries, earliest first |
-//! | `sub_pending` | `tenant \0 sub_id \0 dlv_id` | empty: every pending delivery, in ingest order |
+//! | `queue` | `due ms (u64 big-endian) dlv_id` | `tenant \0 sub_id`: runnable pending deliveries, earliest first |
+//! | `sub_pending` | `tenant \0 sub_id \0 dlv_id` | empty: every pending delivery of an `ordered` subscription, in ingest order |
 //! | `attempts` | `att_id` | JSON [`Attempt`] |
 //! | `sub_attempts` | `tenant \0 sub_id \0 att_id` | empty: per-subscription listing, by time |
 //! | `plugins` | `name` | JSON [`PluginRecord`] |
@@ -37,6 +37,12 @@
 //! A delivery is in `queue` while it may run; an `ordered` subscription's
 //! deliveries wait in `sub_pending` only, and the head is queued when the one
 //! before it finishes. Ids sort by time, so `sub_pending` order is ingest order.
+//! Unordered deliveries are never in `sub_pending`: every pending one is in
+//! `queue`, whose values name the subscription, so cancelling finds them
+//! there. That keeps a delivery to two index writes (queue in, queue out)
+//! instead of four, and index writes are what sled spends its time on.
+//! Ordering applies to deliveries created while the subscription is
+//! ordered; turning it off releases those still waiting.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -69,6 +75,11 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// sled's page cache size.
 const CACHE_BYTES: u64 = 32 << 20;
+
+/// Deliveries changed per transaction when cancelling or releasing a
+/// subscription's backlog: one transaction each would seal a log buffer
+/// per delivery, one for all would hold a huge write set in memory.
+const CHANGE_CHUNK: usize = 256;
 
 /// The answer given to a source for an ingested event; repeated for a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,11 +205,21 @@ fn prefix2(a: &str, b: &str) -> Vec<u8> {
     k
 }
 
+/// The `queue` value of a delivery: its subscription's key.
+fn queue_value(d: &Delivery) -> Vec<u8> {
+    key2(d.tenant.as_str(), d.subscription_id.as_str())
+}
+
 fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + id.as_str().len());
     k.extend_from_slice(&due.as_millis().to_be_bytes());
     k.extend_from_slice(id.as_str().as_bytes());
     k
+}
+
+/// A delivery's `sub_pending` key.
+fn pending_key(d: &Delivery) -> Vec<u8> {
+    key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str())
 }
 
 fn parse_queue_key(k: &[u8]) -> Option<(Timestamp, DeliveryId)> {
@@ -253,7 +274,7 @@ fn put_delivery(
 ) -> TxResult<()> {
     deliveries.insert(d.id.as_str().as_bytes(), encode(d))?;
     if queued && let Some(due) = d.next_attempt_at {
-        queue.insert(queue_key(due, &d.id), &[][..])?;
+        queue.insert(queue_key(due, &d.id), queue_value(d))?;
     }
     Ok(())
 }
@@ -316,10 +337,16 @@ impl Store {
 
     // --- subscriptions ---
 
+    /// Creates or replaces the subscription; an unordered one releases
+    /// whatever still waits from when it was ordered.
     pub fn put_subscription(&self, sub: &Subscription) -> Result<()> {
         let key = key2(sub.tenant.as_str(), sub.id.as_str());
+        let _ordered = self.ordered_lock();
         self.inner.trees.subscriptions.insert(key, encode(sub))?;
         self.index_write().put(sub.clone());
+        if !sub.ordered {
+            self.release_waiting(&sub.tenant, &sub.id)?;
+        }
         Ok(())
     }
 
@@ -393,7 +420,9 @@ impl Store {
         Ok(existed)
     }
 
-    /// Marks every pending delivery of the subscription `cancelled`.
+    /// Marks every pending delivery of the subscription `cancelled`: those
+    /// waiting in `sub_pending` (ordered) and those in `queue` (the heads,
+    /// and every pending delivery of an unordered subscription).
     pub fn cancel_pending(
         &self,
         tenant: &Tenant,
@@ -401,33 +430,97 @@ impl Store {
         _now: Timestamp,
     ) -> Result<usize> {
         let _ordered = self.ordered_lock();
-        let prefix = prefix2(tenant.as_str(), id.as_str());
+        let sub_key = key2(tenant.as_str(), id.as_str());
+        let mut ids = self.waiting(tenant, id)?;
+        for kv in self.inner.trees.queue.iter() {
+            let (k, v) = kv?;
+            if *v == *sub_key
+                && let Some((_, dlv)) = parse_queue_key(&k)
+            {
+                ids.push(dlv);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let i = &*self.inner.trees;
         let mut cancelled = 0;
-        for kv in self.inner.trees.sub_pending.scan_prefix(&prefix) {
-            let (pending_key, _) = kv?;
-            let Ok(dlv_id) = last_part(&pending_key).parse::<DeliveryId>() else {
-                continue;
-            };
-            let i = &*self.inner.trees;
-            untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
+        for chunk in ids.chunks(CHANGE_CHUNK) {
+            cancelled += untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
                 |(deliveries, queue, sub_pending)| {
-                    sub_pending.remove(&*pending_key)?;
-                    let Some(raw) = deliveries.get(dlv_id.as_str())? else {
-                        return Ok(());
-                    };
-                    let mut d: Delivery = tx_decode(dlv_id.as_str().as_bytes(), &raw)?;
-                    if let Some(due) = d.next_attempt_at {
-                        queue.remove(queue_key(due, &d.id))?;
+                    let mut cancelled = 0;
+                    for dlv in chunk {
+                        sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
+                        let Some(raw) = deliveries.get(dlv.as_str())? else {
+                            continue;
+                        };
+                        let mut d: Delivery = tx_decode(dlv.as_str().as_bytes(), &raw)?;
+                        if d.state != DeliveryState::Pending {
+                            continue;
+                        }
+                        if let Some(due) = d.next_attempt_at {
+                            queue.remove(queue_key(due, &d.id))?;
+                        }
+                        d.state = DeliveryState::Cancelled;
+                        d.next_attempt_at = None;
+                        deliveries.insert(d.id.as_str().as_bytes(), encode(&d))?;
+                        cancelled += 1;
                     }
-                    d.state = DeliveryState::Cancelled;
-                    d.next_attempt_at = None;
-                    deliveries.insert(d.id.as_str().as_bytes(), encode(&d))?;
-                    Ok(())
+                    Ok(cancelled)
                 },
             ))?;
-            cancelled += 1;
         }
         Ok(cancelled)
+    }
+
+    /// The ids in the subscription's `sub_pending` range (call with the
+    /// ordered lock held).
+    fn waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Vec<DeliveryId>> {
+        let prefix = prefix2(tenant.as_str(), id.as_str());
+        let mut ids = Vec::new();
+        for kv in self.inner.trees.sub_pending.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            if let Ok(dlv) = last_part(&k).parse() {
+                ids.push(dlv);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Queues every delivery still waiting its turn in an ordered
+    /// subscription that is not ordered any more (the head is queued
+    /// already: it moves to the same place).
+    fn release_waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<()> {
+        let ids = self.waiting(tenant, id)?;
+        let i = &*self.inner.trees;
+        for chunk in ids.chunks(CHANGE_CHUNK) {
+            let lowest = untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
+                |(deliveries, queue, sub_pending)| {
+                    let mut lowest: Option<Vec<u8>> = None;
+                    for dlv in chunk {
+                        sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
+                        let Some(raw) = deliveries.get(dlv.as_str())? else {
+                            continue;
+                        };
+                        let d: Delivery = tx_decode(dlv.as_str().as_bytes(), &raw)?;
+                        if d.state != DeliveryState::Pending {
+                            continue;
+                        }
+                        if let Some(due) = d.next_attempt_at {
+                            let key = queue_key(due, &d.id);
+                            queue.insert(key.as_slice(), queue_value(&d))?;
+                            if lowest.as_ref().is_none_or(|l| key < *l) {
+                                lowest = Some(key);
+                            }
+                        }
+                    }
+                    Ok(lowest)
+                },
+            ))?;
+            if let Some(key) = lowest {
+                self.inner.commit.commit.queued(key);
+            }
+        }
+        Ok(())
     }
 
     // --- events and deliveries ---
@@ -444,21 +537,16 @@ impl Store {
             id: event.id.clone(),
             deliveries: deliveries.len(),
         };
-        let mut writes = Vec::with_capacity(1 + 4 * deliveries.len());
+        let mut writes = Vec::with_capacity(2 + 3 * deliveries.len());
         writes.push((Slot::Events, event.id.as_str().into(), encode(event)));
         for (d, _) in deliveries {
             if let Some(due) = d.next_attempt_at {
-                writes.push((Slot::Queue, queue_key(due, &d.id), Vec::new()));
+                writes.push((Slot::Queue, queue_key(due, &d.id), queue_value(d)));
             }
             writes.push((Slot::Deliveries, d.id.as_str().into(), encode(d)));
             writes.push((
                 Slot::EventDeliveries,
                 key2(event.id.as_str(), d.id.as_str()),
-                Vec::new(),
-            ));
-            writes.push((
-                Slot::SubPending,
-                key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str()),
                 Vec::new(),
             ));
         }
@@ -540,14 +628,13 @@ impl Store {
                             source_ids.insert(key.as_slice(), encode(&receipt))?;
                         }
                         events.insert(event.id.as_str().as_bytes(), encode(event))?;
-                        for ((d, _), &head) in deliveries.iter().zip(&queued) {
+                        for ((d, ordered), &head) in deliveries.iter().zip(&queued) {
                             put_delivery(dtree, queue, d, head)?;
                             event_deliveries
                                 .insert(key2(event.id.as_str(), d.id.as_str()), &[][..])?;
-                            sub_pending.insert(
-                                key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str()),
-                                &[][..],
-                            )?;
+                            if *ordered {
+                                sub_pending.insert(pending_key(d), &[][..])?;
+                            }
                         }
                         Ok(Ingested::New(receipt.clone()))
                     },
@@ -610,10 +697,9 @@ impl Store {
                 |(dtree, event_deliveries, queue, sub_pending)| {
                     put_delivery(dtree, queue, d, head)?;
                     event_deliveries.insert(key2(d.event_id.as_str(), d.id.as_str()), &[][..])?;
-                    sub_pending.insert(
-                        key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str()),
-                        &[][..],
-                    )?;
+                    if ordered {
+                        sub_pending.insert(pending_key(d), &[][..])?;
+                    }
                     Ok(())
                 },
             ),
@@ -709,11 +795,9 @@ impl Store {
             sub_attempt_key: key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
             delivery_id: d.id.as_str().into(),
             delivery: encode(d),
-            requeue: d.next_attempt_at.map(|due| queue_key(due, &d.id)),
-            ended: d
-                .state
-                .is_final()
-                .then(|| key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str())),
+            requeue: d
+                .next_attempt_at
+                .map(|due| (queue_key(due, &d.id), queue_value(d))),
             subscription: result.subscription.clone(),
         };
         self.inner.commit.commit.lock_staged().finishes.push(staged);
@@ -733,14 +817,14 @@ impl Store {
         let d = &result.delivery;
         let a = &result.attempt;
         let _ordered = ordered.then(|| self.ordered_lock());
-        let pending_key = key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str());
+        let pending = pending_key(d);
         // The next head, found before the transaction (the lock keeps it valid).
         let next_head = if ordered && d.state.is_final() {
             let prefix = prefix2(d.tenant.as_str(), d.subscription_id.as_str());
             let mut next = None;
             for kv in self.inner.trees.sub_pending.scan_prefix(&prefix) {
                 let (k, _) = kv?;
-                if k != pending_key {
+                if k != pending {
                     next = last_part(&k).parse::<DeliveryId>().ok();
                     break;
                 }
@@ -779,8 +863,8 @@ impl Store {
                             return Ok(false);
                         }
                         put_delivery(dtree, queue, d, true)?;
-                        if d.state.is_final() {
-                            sub_pending.remove(pending_key.as_slice())?;
+                        if ordered && d.state.is_final() {
+                            sub_pending.remove(pending.as_slice())?;
                             if let Some(next) = &next_head
                                 && let Some(raw) = dtree.get(next.as_str())?
                             {
@@ -992,10 +1076,8 @@ struct StagedFinish {
     sub_attempt_key: Vec<u8>,
     delivery_id: Vec<u8>,
     delivery: Vec<u8>,
-    /// The queue key of the delivery's next attempt, if it stays pending.
-    requeue: Option<Vec<u8>>,
-    /// Its `sub_pending` key, removed when the delivery ends.
-    ended: Option<Vec<u8>>,
+    /// The queue entry of the delivery's next attempt, if it stays pending.
+    requeue: Option<(Vec<u8>, Vec<u8>)>,
     subscription: Option<Subscription>,
 }
 
@@ -1007,7 +1089,6 @@ enum Slot {
     Deliveries,
     EventDeliveries,
     Queue,
-    SubPending,
 }
 
 /// Ingests accepted but not yet written to sled.
@@ -1028,7 +1109,6 @@ struct Staged {
 fn finish_in(
     deliveries: &TransactionalTree,
     queue: &TransactionalTree,
-    sub_pending: &TransactionalTree,
     attempts: &TransactionalTree,
     sub_attempts: &TransactionalTree,
     subscriptions: &TransactionalTree,
@@ -1054,11 +1134,8 @@ fn finish_in(
         return Ok(false);
     }
     deliveries.insert(f.delivery_id.as_slice(), f.delivery.as_slice())?;
-    if let Some(key) = &f.requeue {
-        queue.insert(key.as_slice(), &[][..])?;
-    }
-    if let Some(key) = &f.ended {
-        sub_pending.remove(key.as_slice())?;
+    if let Some((key, value)) = &f.requeue {
+        queue.insert(key.as_slice(), value.as_slice())?;
     }
     if let Some(sub) = &f.subscription {
         subscriptions.insert(key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))?;
@@ -1081,7 +1158,6 @@ impl Trees {
                 &self.deliveries,
                 &self.event_deliveries,
                 &self.queue,
-                &self.sub_pending,
                 &self.attempts,
                 &self.sub_attempts,
                 &self.subscriptions,
@@ -1093,7 +1169,6 @@ impl Trees {
                         deliveries,
                         event_deliveries,
                         queue,
-                        sub_pending,
                         attempts,
                         sub_attempts,
                         subscriptions,
@@ -1103,7 +1178,6 @@ impl Trees {
                             let wrote = finish_in(
                                 deliveries,
                                 queue,
-                                sub_pending,
                                 attempts,
                                 sub_attempts,
                                 subscriptions,
@@ -1118,7 +1192,6 @@ impl Trees {
                                 Slot::Deliveries => deliveries,
                                 Slot::EventDeliveries => event_deliveries,
                                 Slot::Queue => queue,
-                                Slot::SubPending => sub_pending,
                             };
                             tree.insert(key.as_slice(), value.as_slice())?;
                         }
@@ -1294,7 +1367,11 @@ impl GroupCommit {
             .iter()
             .filter(|(slot, ..)| matches!(slot, Slot::Queue))
             .map(|(_, key, _)| key)
-            .chain(finishes.iter().filter_map(|f| f.requeue.as_ref()))
+            .chain(
+                finishes
+                    .iter()
+                    .filter_map(|f| f.requeue.as_ref().map(|(k, _)| k)),
+            )
             .min();
         if let Some(key) = queued {
             self.queued(key.clone());
@@ -1671,6 +1748,89 @@ mod tests {
         assert_eq!(
             store.due(Timestamp(300), 10, |_| false).unwrap().ready,
             vec![ds[2].id.clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn cancelling_an_unordered_subscription_finds_its_deliveries_in_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (s1, s2) = (sub("s1", &["*"], false), sub("s2", &["*"], false));
+        store.put_subscription(&s1).unwrap();
+        store.put_subscription(&s2).unwrap();
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        // More than one transaction's worth, some retrying later, one done.
+        for n in 0..(CHANGE_CHUNK as u64 + 20) {
+            let e = event(None);
+            let (d1, d2) = (delivery(&e, &s1, 100 + n), delivery(&e, &s2, 100));
+            store
+                .ingest(&e, &[(d1.clone(), false), (d2.clone(), false)])
+                .unwrap();
+            mine.push(d1);
+            theirs.push(d2);
+        }
+        store.durable().await.unwrap();
+        assert_eq!(
+            store.inner.trees.sub_pending.len(),
+            0,
+            "unordered: queue only"
+        );
+        finish(&store, &mine[0], DeliveryState::Delivered, false, 100);
+        finish(&store, &mine[1], DeliveryState::Pending, false, 100);
+        let cancelled = store
+            .cancel_pending(&tenant(), &s1.id, Timestamp(0))
+            .unwrap();
+        assert_eq!(cancelled, mine.len() - 1);
+        let state = |d: &Delivery| store.get_delivery(&d.id).unwrap().unwrap().state;
+        assert_eq!(state(&mine[0]), DeliveryState::Delivered);
+        assert!(
+            mine[1..]
+                .iter()
+                .all(|d| state(d) == DeliveryState::Cancelled)
+        );
+        assert!(theirs.iter().all(|d| state(d) == DeliveryState::Pending));
+        let due = store
+            .due(Timestamp(u64::MAX), 1000, |_| false)
+            .unwrap()
+            .ready;
+        let expected: Vec<_> = theirs.iter().map(|d| d.id.clone()).collect();
+        assert_eq!(due, expected);
+    }
+
+    #[tokio::test]
+    async fn turning_ordering_off_releases_the_waiting_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = sub("s1", &["*"], true);
+        store.put_subscription(&s).unwrap();
+        let ds: Vec<_> = (0..3)
+            .map(|_| {
+                let e = event(None);
+                let d = delivery(&e, &s, 100);
+                store.ingest(&e, &[(d.clone(), true)]).unwrap();
+                d
+            })
+            .collect();
+        let ids = |n: usize| ds[..n].iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            ids(1)
+        );
+        s.ordered = false;
+        store.put_subscription(&s).unwrap();
+        store.durable().await.unwrap();
+        assert_eq!(
+            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            ids(3)
+        );
+        assert_eq!(store.inner.trees.sub_pending.len(), 0);
+        // The next scan from a later position still finds them.
+        assert!(store.take_queued_since().is_some());
+        finish(&store, &ds[1], DeliveryState::Delivered, false, 100);
+        assert_eq!(
+            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            vec![ds[0].id.clone(), ds[2].id.clone()]
         );
     }
 

@@ -246,6 +246,10 @@ impl App {
             self.store().cancel_pending(tenant, id, self.now())?;
         }
         self.store().durable().await?;
+        if before.ordered && !sub.ordered {
+            // Its waiting deliveries were released into the queue.
+            self.inner.wake.notify_one();
+        }
         Ok(sub)
     }
 

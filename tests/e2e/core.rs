@@ -467,6 +467,70 @@ async fn ordered_subscriptions_deliver_one_at_a_time_in_ingest_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn turning_ordering_off_releases_the_deliveries_waiting_behind_the_head() {
+    const EVENTS: usize = 5;
+    let receiver = Receiver::start().await;
+    receiver.always(Answer::status(503));
+    let server = Server::start(&ConfigBuilder::new().retry_schedule(&["300ms"; 10]).build()).await;
+    let sub = server
+        .create_subscription(
+            "acme",
+            &json!({"url": receiver.url(), "events": ["*"], "ordered": true}),
+        )
+        .await;
+    let sub_id = sub["id"].as_str().expect("subscription id").to_owned();
+    let mut ingested = HashSet::new();
+    for i in 0..EVENTS {
+        let receipt = server
+            .publish(
+                "acme",
+                &json!({"type": "ledger.entry", "payload": {"seq": i}}),
+            )
+            .await;
+        ingested.insert(id_of(&receipt));
+    }
+    // The head fails and is retried; nothing behind it is sent meanwhile.
+    wait_until(SOON, "the head retried", || receiver.count() >= 2).await;
+    let sent: HashSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.webhook_id().to_owned())
+        .collect();
+    assert_eq!(sent.len(), 1, "only the head was attempted: {sent:?}");
+
+    let (status, body) = server
+        .patch(
+            &format!("/v1/tenants/acme/subscriptions/{sub_id}"),
+            ADMIN,
+            &json!({"ordered": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The receiver still fails: the released deliveries are attempted
+    // anyway, no longer waiting for the head.
+    wait_until(SOON, "every event attempted once ordering was off", || {
+        let attempted: HashSet<String> = receiver
+            .requests()
+            .iter()
+            .map(|r| r.webhook_id().to_owned())
+            .collect();
+        attempted == ingested
+    })
+    .await;
+    receiver.always(Answer::ok());
+    wait_until(SOON, "every event delivered", || {
+        let delivered: HashSet<String> = receiver
+            .requests()
+            .iter()
+            .filter(|r| r.succeeded())
+            .map(|r| r.webhook_id().to_owned())
+            .collect();
+        delivered == ingested
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tokens_are_checked_for_role_and_tenant() {
     let server = Server::start(
         &ConfigBuilder::new()

@@ -361,16 +361,9 @@ async fn acknowledged_events_survive_kill_9() {
         .create_subscription("acme", &all_events(&receiver))
         .await;
 
-    let mut acknowledged = Vec::new();
-    for i in 0..EVENTS {
-        let receipt = server
-            .publish(
-                "acme",
-                &json!({"type": "order.created", "payload": {"n": i}}),
-            )
-            .await;
-        acknowledged.push(id_of(&receipt));
-    }
+    let acknowledged = server
+        .publish_numbered("acme", "order.created", EVENTS)
+        .await;
     receiver.wait_for(1, SOON).await;
     server.kill9();
     let answered_before_kill = receiver.answered();
@@ -419,16 +412,9 @@ async fn ordered_subscriptions_deliver_one_at_a_time_in_ingest_order() {
         .await;
     assert_eq!(sub["ordered"], true, "subscription {sub}");
 
-    let mut ingested = Vec::new();
-    for i in 0..EVENTS {
-        let receipt = server
-            .publish(
-                "acme",
-                &json!({"type": "ledger.entry", "payload": {"seq": i}}),
-            )
-            .await;
-        ingested.push(id_of(&receipt));
-    }
+    let ingested = server
+        .publish_numbered("acme", "ledger.entry", EVENTS)
+        .await;
     wait_until(
         Duration::from_secs(20),
         "every ordered event delivered",
@@ -479,23 +465,14 @@ async fn turning_ordering_off_releases_the_deliveries_waiting_behind_the_head() 
         )
         .await;
     let sub_id = sub["id"].as_str().expect("subscription id").to_owned();
-    let mut ingested = HashSet::new();
-    for i in 0..EVENTS {
-        let receipt = server
-            .publish(
-                "acme",
-                &json!({"type": "ledger.entry", "payload": {"seq": i}}),
-            )
-            .await;
-        ingested.insert(id_of(&receipt));
-    }
+    let ingested: HashSet<String> = server
+        .publish_numbered("acme", "ledger.entry", EVENTS)
+        .await
+        .into_iter()
+        .collect();
     // The head fails and is retried; nothing behind it is sent meanwhile.
     wait_until(SOON, "the head retried", || receiver.count() >= 2).await;
-    let sent: HashSet<String> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.webhook_id().to_owned())
-        .collect();
+    let (sent, _) = receiver.webhook_ids();
     assert_eq!(sent.len(), 1, "only the head was attempted: {sent:?}");
 
     let (status, body) = server
@@ -509,23 +486,12 @@ async fn turning_ordering_off_releases_the_deliveries_waiting_behind_the_head() 
     // The receiver still fails: the released deliveries are attempted
     // anyway, no longer waiting for the head.
     wait_until(SOON, "every event attempted once ordering was off", || {
-        let attempted: HashSet<String> = receiver
-            .requests()
-            .iter()
-            .map(|r| r.webhook_id().to_owned())
-            .collect();
-        attempted == ingested
+        receiver.webhook_ids().0 == ingested
     })
     .await;
     receiver.always(Answer::ok());
     wait_until(SOON, "every event delivered", || {
-        let delivered: HashSet<String> = receiver
-            .requests()
-            .iter()
-            .filter(|r| r.succeeded())
-            .map(|r| r.webhook_id().to_owned())
-            .collect();
-        delivered == ingested
+        receiver.webhook_ids().1 == ingested
     })
     .await;
 }

@@ -12,7 +12,7 @@
 // Each test module uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -33,7 +33,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 /// The token with every right that [`ConfigBuilder::new`] declares.
@@ -473,6 +473,26 @@ impl Server {
         receipt
     }
 
+    /// Publishes `count` events of `event_type` whose payload is `{"n": i}`,
+    /// one after another; returns their ids in ingest order.
+    pub async fn publish_numbered(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        count: usize,
+    ) -> Vec<String> {
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let event = json!({"type": event_type, "payload": {"n": n}});
+            let receipt = self.publish(tenant, &event).await;
+            let id = receipt["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no id in {receipt}"));
+            ids.push(id.to_owned());
+        }
+        ids
+    }
+
     /// `GET` of an event with its deliveries; asserts 200.
     pub async fn event(&self, tenant: &str, event_id: &str) -> Value {
         let (status, event) = self
@@ -910,6 +930,19 @@ impl Receiver {
     /// Answers every request past the queue with `answer`.
     pub fn always(&self, answer: Answer) {
         self.respond_with(move |_, _| answer.clone());
+    }
+
+    /// The `webhook-id`s of every request so far, and of those answered 2xx.
+    pub fn webhook_ids(&self) -> (HashSet<String>, HashSet<String>) {
+        let mut all = HashSet::new();
+        let mut succeeded = HashSet::new();
+        for r in self.requests() {
+            if r.succeeded() {
+                succeeded.insert(r.webhook_id().to_owned());
+            }
+            all.insert(r.webhook_id().to_owned());
+        }
+        (all, succeeded)
     }
 
     /// Every request so far, in arrival order.

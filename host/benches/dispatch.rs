@@ -101,6 +101,9 @@ async fn run(opts: &Options) -> Vec<Row> {
     if wanted(8) {
         rows.push(scenarios::fixed_rate(sizes).await);
     }
+    if wanted(9) {
+        rows.push(scenarios::transform_alone(sizes).await);
+    }
     rows
 }
 

@@ -18,6 +18,8 @@ use crate::server::{self, ServerProcess, SubscriptionSpec};
 const CONCURRENCY: usize = 64;
 const TRANSFORM_HISTOGRAM: &str = "hookshape_transform_duration_seconds";
 const SLACK_CONFIG: &str = r#"{ pointer = "/rows/0/revenue", op = ">", threshold = 100000 }"#;
+/// [`SLACK_CONFIG`] as the JSON a plugin receives.
+const SLACK_CONFIG_JSON: &str = r#"{"pointer": "/rows/0/revenue", "op": ">", "threshold": 100000}"#;
 const GIT_CONFIG: &str = "{}";
 
 /// How big each scenario is.
@@ -33,6 +35,7 @@ pub struct Sizes {
     pub many_subscriptions: usize,
     pub fixed_rate: u64,
     pub fixed_for: Duration,
+    pub transform_calls: usize,
     /// The longest a scenario waits for its deliveries to arrive.
     pub drain_deadline: Duration,
 }
@@ -48,6 +51,7 @@ impl Sizes {
             many_subscriptions: 10_000,
             fixed_rate: 1_000,
             fixed_for: Duration::from_secs(30),
+            transform_calls: 20_000,
             drain_deadline: Duration::from_secs(90),
         }
     }
@@ -62,9 +66,17 @@ impl Sizes {
             many_subscriptions: 500,
             fixed_rate: 200,
             fixed_for: Duration::from_secs(1),
+            transform_calls: 200,
             drain_deadline: Duration::from_secs(20),
         }
     }
+}
+
+fn read_sample(sample: &str) -> String {
+    let path = hookshape::plugin::testing::workspace_dir()
+        .join("../shared/samples")
+        .join(format!("{sample}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Event bodies built from a sample: a unique source `id` per event and an
@@ -73,12 +85,7 @@ fn event_bodies(
     sample: &str,
     event_type: impl Fn(u64) -> String + Send + Sync + 'static,
 ) -> BodyFn {
-    let path = hookshape::plugin::testing::workspace_dir()
-        .join("../shared/samples")
-        .join(format!("{sample}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut doc: Value = serde_json::from_str(&text).expect("a JSON sample");
+    let mut doc: Value = serde_json::from_str(&read_sample(sample)).expect("a JSON sample");
     let fields = doc.as_object_mut().expect("a sample is an object");
     fields.remove("id");
     fields.remove("type");
@@ -386,5 +393,52 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
             .push_str(&format!("; e2e max {:.1} ms", max.as_secs_f64() * 1e3));
     }
     server.kill9().await;
+    row
+}
+
+/// Scenario 9: the scenario-4 transform alone, in this process, one call at a
+/// time with nothing else running: what instantiate + call + drop costs
+/// without the queueing of a saturated server (the same `PluginRuntime` and
+/// sandbox the server uses; the duration is its own `TransformReport`'s).
+pub async fn transform_alone(sizes: Sizes) -> Row {
+    use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime, TransformInput};
+
+    let runtime = PluginRuntime::new(None).expect("a plugin runtime");
+    let wasm = std::fs::read(hookshape::plugin::testing::build_plugin("slack-threshold"))
+        .expect("the built slack-threshold component");
+    let plugin = runtime.load(&wasm).expect("slack-threshold loads");
+    let now = hookshape::clock::Timestamp(0);
+    let event =
+        hookshape::dry_run::parse_event(&read_sample("analyst-studio-report-run-completed"), now)
+            .expect("the report-run sample parses");
+    let mut durations = Vec::with_capacity(sizes.transform_calls);
+    let started = Instant::now();
+    for _ in 0..sizes.transform_calls {
+        let input = TransformInput {
+            event: &event,
+            subscription_id: "s0",
+            url: "http://127.0.0.1/hook",
+            config_json: SLACK_CONFIG_JSON,
+        };
+        let report = runtime
+            .transform(&plugin, PluginLimits::default(), input)
+            .await;
+        assert!(
+            matches!(report.result, Ok(Outcome::Deliver(_))),
+            "the sample crosses the threshold: {:?}",
+            report.result
+        );
+        durations.push(report.duration);
+    }
+    let elapsed = started.elapsed();
+    let mut row = Row::new("9. transform alone, slack-threshold");
+    let quantiles = Percentiles::of(durations);
+    row.transform_p50 = quantiles.as_ref().map(|q| q.p50);
+    row.transform_p99 = quantiles.as_ref().map(|q| q.p99);
+    row.note = format!(
+        "{} calls one at a time in the bench process, {:.0} calls/s on one core",
+        sizes.transform_calls,
+        sizes.transform_calls as f64 / elapsed.as_secs_f64()
+    );
     row
 }

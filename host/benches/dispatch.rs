@@ -5,10 +5,11 @@
 //! It measures, in one run and on one machine: the raw loopback limit (the
 //! generator posting straight to the receiver), durable ingest, end-to-end
 //! delivery with and without plugins, fan-out, a tenant with many
-//! subscriptions, a restart with a large backlog, and latency at a fixed
-//! rate. It prints one Markdown table with, per scenario, events/s,
-//! deliveries/s, ack-to-receipt latency, the server's own transform
-//! histogram quantiles, the server's peak RSS, and the ratio to the raw limit.
+//! subscriptions, a restart with a large backlog, latency at a fixed rate,
+//! and the transform's own cost with nothing else running. It prints one
+//! Markdown table with, per scenario, events/s, deliveries/s, ack-to-receipt
+//! latency, transform quantiles (the server's own histogram; scenario 9's
+//! own timings), the server's peak RSS, and the ratio to the raw limit.
 //!
 //! ```text
 //! cargo bench -p hookshape --bench dispatch             # full run, a few minutes

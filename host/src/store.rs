@@ -340,14 +340,18 @@ impl Store {
 
     // --- subscriptions ---
 
-    /// Creates or replaces the subscription; an unordered one releases
-    /// whatever still waits from when it was ordered.
+    /// Creates or replaces the subscription; one that stops being ordered
+    /// releases whatever still waits behind its head.
     pub fn put_subscription(&self, sub: &Subscription) -> Result<()> {
         let key = key2(sub.tenant.as_str(), sub.id.as_str());
         let _ordered = self.ordered_lock();
+        let was_ordered = self
+            .index_read()
+            .get(&sub.tenant, &sub.id)
+            .is_some_and(|before| before.ordered);
         self.inner.trees.subscriptions.insert(key, encode(sub))?;
         self.index_write().put(sub.clone());
-        if !sub.ordered {
+        if was_ordered && !sub.ordered {
             self.release_waiting(&sub.tenant, &sub.id)?;
         }
         Ok(())
@@ -445,34 +449,15 @@ impl Store {
         }
         ids.sort_unstable();
         ids.dedup();
-        let i = &*self.inner.trees;
-        let mut cancelled = 0;
-        for chunk in ids.chunks(CHANGE_CHUNK) {
-            cancelled += untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
-                |(deliveries, queue, sub_pending)| {
-                    let mut cancelled = 0;
-                    for dlv in chunk {
-                        sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
-                        let Some(raw) = deliveries.get(dlv.as_str())? else {
-                            continue;
-                        };
-                        let mut d: Delivery = tx_decode(dlv.as_str().as_bytes(), &raw)?;
-                        if d.state != DeliveryState::Pending {
-                            continue;
-                        }
-                        if let Some(due) = d.next_attempt_at {
-                            queue.remove(queue_key(due, &d.id))?;
-                        }
-                        d.state = DeliveryState::Cancelled;
-                        d.next_attempt_at = None;
-                        deliveries.insert(d.id.as_str().as_bytes(), encode(&d))?;
-                        cancelled += 1;
-                    }
-                    Ok(cancelled)
-                },
-            ))?;
-        }
-        Ok(cancelled)
+        let cancelled = self.take_pending(tenant, id, &ids, |d, deliveries, queue| {
+            if let Some(due) = d.next_attempt_at.take() {
+                queue.remove(queue_key(due, &d.id))?;
+            }
+            d.state = DeliveryState::Cancelled;
+            deliveries.insert(d.id.as_str().as_bytes(), encode(d))?;
+            Ok(())
+        })?;
+        Ok(cancelled.len())
     }
 
     /// The ids in the subscription's `sub_pending` range (call with the
@@ -494,36 +479,56 @@ impl Store {
     /// already: it moves to the same place).
     fn release_waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<()> {
         let ids = self.waiting(tenant, id)?;
-        let i = &*self.inner.trees;
-        for chunk in ids.chunks(CHANGE_CHUNK) {
-            let lowest = untx((&i.deliveries, &i.queue, &i.sub_pending).transaction(
-                |(deliveries, queue, sub_pending)| {
-                    let mut lowest: Option<Vec<u8>> = None;
-                    for dlv in chunk {
-                        sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
-                        let Some(raw) = deliveries.get(dlv.as_str())? else {
-                            continue;
-                        };
-                        let d: Delivery = tx_decode(dlv.as_str().as_bytes(), &raw)?;
-                        if d.state != DeliveryState::Pending {
-                            continue;
-                        }
-                        if let Some(due) = d.next_attempt_at {
-                            let key = queue_key(due, &d.id);
-                            queue.insert(key.as_slice(), queue_value(&d))?;
-                            if lowest.as_ref().is_none_or(|l| key < *l) {
-                                lowest = Some(key);
-                            }
-                        }
-                    }
-                    Ok(lowest)
-                },
-            ))?;
-            if let Some(key) = lowest {
-                self.inner.commit.commit.queued(key);
+        let released = self.take_pending(tenant, id, &ids, |d, _, queue| {
+            if let Some(due) = d.next_attempt_at {
+                queue.insert(queue_key(due, &d.id), queue_value(d))?;
             }
+            Ok(())
+        })?;
+        let lowest = released
+            .iter()
+            .filter_map(|d| Some(queue_key(d.next_attempt_at?, &d.id)))
+            .min();
+        if let Some(key) = lowest {
+            self.inner.commit.commit.queued(key);
         }
         Ok(())
+    }
+
+    /// Takes the subscription's deliveries `ids` out of `sub_pending` and
+    /// applies `change` (given the deliveries and queue trees) to those still
+    /// pending, [`CHANGE_CHUNK`] per transaction; returns them as changed.
+    fn take_pending(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+        ids: &[DeliveryId],
+        change: impl Fn(&mut Delivery, &TransactionalTree, &TransactionalTree) -> TxResult<()>,
+    ) -> Result<Vec<Delivery>> {
+        let i = &*self.inner.trees;
+        let mut changed = Vec::new();
+        for chunk in ids.chunks(CHANGE_CHUNK) {
+            changed.extend(untx(
+                (&i.deliveries, &i.queue, &i.sub_pending).transaction(
+                    |(deliveries, queue, sub_pending)| {
+                        let mut changed = Vec::with_capacity(chunk.len());
+                        for dlv in chunk {
+                            sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
+                            let Some(raw) = deliveries.get(dlv.as_str())? else {
+                                continue;
+                            };
+                            let mut d: Delivery = tx_decode(dlv.as_str().as_bytes(), &raw)?;
+                            if d.state == DeliveryState::Pending {
+                                change(&mut d, deliveries, queue)?;
+                                changed.push(d);
+                            }
+                        }
+                        Ok(changed)
+                    },
+                ),
+            )?);
+        }
+        Ok(changed)
     }
 
     // --- events and deliveries ---

@@ -49,7 +49,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -78,6 +78,9 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// read back from the OS page cache. In the dispatch benchmark 32 -> 8 MiB
 /// took peak RSS down by 20-25 MiB with throughput within run-to-run noise.
 const CACHE_BYTES: u64 = 8 << 20;
+
+/// How long opening waits for the data directory's lock (see [`open_db`]).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Deliveries changed per transaction when cancelling or releasing a
 /// subscription's backlog: one transaction each would seal a log buffer
@@ -269,6 +272,35 @@ fn untx<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Result<T>
     })
 }
 
+/// Opens sled, waiting up to [`LOCK_WAIT`] for its file lock.
+///
+/// sled's I/O threads hold the lock until their last queued write is done,
+/// a moment after the last handle of a closed `Db` is dropped. Opening the
+/// directory again right away (a restart in the same process, or a new
+/// process while the old one exits) would otherwise fail at random.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let config = sled::Config::new()
+        .path(path)
+        // Writers wait for explicit group-committed flushes instead.
+        .flush_every_ms(None)
+        // sled's default page cache is 1 GiB; hot data (the queue head,
+        // recent events and deliveries) is far smaller, and the cache
+        // is most of the process's memory.
+        .cache_capacity(CACHE_BYTES);
+    let started = Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(LOCK_WAIT / 100);
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
 fn put_delivery(
     deliveries: &TransactionalTree,
     queue: &TransactionalTree,
@@ -284,15 +316,7 @@ fn put_delivery(
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            // Writers wait for explicit group-committed flushes instead.
-            .flush_every_ms(None)
-            // sled's default page cache is 1 GiB; hot data (the queue head,
-            // recent events and deliveries) is far smaller, and the cache
-            // is most of the process's memory.
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+        let db = open_db(path)?;
         let trees = Arc::new(Trees {
             subscriptions: db.open_tree("subscriptions")?,
             events: db.open_tree("events")?,
@@ -1503,6 +1527,21 @@ mod tests {
         store
             .finish_attempt(&result, ordered, Timestamp(now))
             .unwrap();
+    }
+
+    #[test]
+    fn opening_waits_for_the_previous_holder_of_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(first);
+        });
+        let started = Instant::now();
+        let second = Store::open(dir.path());
+        holder.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
+        assert!(started.elapsed() >= Duration::from_millis(200));
     }
 
     #[tokio::test]

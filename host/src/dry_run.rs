@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::clock::Timestamp;
 use crate::delivery::request::{self, OutgoingRequest};
 use crate::ids::{EventId, SubscriptionId, Tenant};
-use crate::model::{Event, ManagedBy, Subscription};
+use crate::model::{Event, ManagedBy, Payload, Subscription};
 use crate::plugin::{
     LoadedPlugin, Outcome, PluginLimits, PluginRuntime, TransformInput, TransformReport,
 };
@@ -42,7 +42,7 @@ struct EventFile {
     timestamp: Option<Timestamp>,
     #[serde(default)]
     content_type: Option<String>,
-    payload: serde_json::Value,
+    payload: Payload,
 }
 
 /// Turns an event file into the event the server would have stored.

@@ -23,7 +23,7 @@ pub struct Event {
     pub timestamp: Timestamp,
     pub content_type: String,
     /// Any JSON for JSON content types; a string holding the document otherwise.
-    pub payload: serde_json::Value,
+    pub payload: Payload,
 }
 
 impl Event {
@@ -34,10 +34,45 @@ impl Event {
 
     /// The payload as the bytes a plugin sees: JSON text, or the document itself.
     pub fn payload_bytes(&self) -> Vec<u8> {
-        match (&self.payload, self.is_json()) {
-            (serde_json::Value::String(s), false) => s.as_bytes().to_vec(),
-            (v, _) => serde_json::to_vec(v).unwrap_or_default(),
+        if !self.is_json()
+            && let Ok(document) = serde_json::from_str::<String>(self.payload.json())
+        {
+            return document.into_bytes();
         }
+        self.payload.json().as_bytes().to_vec()
+    }
+}
+
+/// An event's payload: the JSON text exactly as the source sent it.
+///
+/// Kept as text rather than parsed into a tree, so the payload a receiver or
+/// plugin gets is byte for byte what was posted (numbers such as `12.50` or
+/// `18446744073709551616` survive as written), and ingesting, storing,
+/// loading and sending an event never builds and re-prints the tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<serde_json::value::RawValue>);
+
+impl Payload {
+    /// The payload of a JSON value made by hookshape itself (test events).
+    pub fn from_value(value: &serde_json::Value) -> Payload {
+        Payload(serde_json::value::to_raw_value(value).expect("a JSON value serialises"))
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// True when the payload is a JSON string (what a document must be).
+    pub fn is_string(&self) -> bool {
+        self.json().starts_with('"')
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
     }
 }
 

@@ -1473,7 +1473,7 @@ mod tests {
             tenant: tenant(),
             timestamp: Timestamp(1000),
             content_type: "application/json".into(),
-            payload: serde_json::json!({"a": 1}),
+            payload: crate::model::Payload::from_value(&serde_json::json!({"a": 1})),
         }
     }
 

@@ -323,6 +323,47 @@ fn created_ms(attempt: &Value) -> u64 {
         .as_millis()
 }
 
+/// Payloads travel as the source wrote them: the plain envelope's `data` and
+/// the bytes a plugin reads are the posted JSON text, numbers included (a
+/// parse and print would make `12.50` into `12.5` and round
+/// `18446744073709551617`).
+#[tokio::test(flavor = "multi_thread")]
+async fn json_payloads_reach_receivers_and_plugins_byte_for_byte() {
+    let receiver = Receiver::start().await;
+    let config = ConfigBuilder::new()
+        .raw(&plugin_section("testkit", "testkit", "1s", "16MiB"))
+        .raw(&subscription_section("plain", &receiver.url(), None))
+        .raw(&subscription_section(
+            "echo",
+            &receiver.url(),
+            Some(("testkit", r#"{ mode = "echo" }"#)),
+        ))
+        .build();
+    let server = Server::start(&config).await;
+    let payload =
+        r#"{"revenue": 12.50, "runs": 18446744073709551617, "ratio": 1E3, "name": "caf\u00e9"}"#;
+    let body = format!(r#"{{"type": "report_run_completed", "payload": {payload}}}"#);
+    let (status, receipt) = server
+        .post_raw("/v1/tenants/acme/events", ADMIN, body.as_bytes())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+
+    let delivered = receiver.wait_for(2, SOON).await;
+    let (echoed, plain): (Vec<_>, Vec<_>) = delivered
+        .iter()
+        .partition(|r| r.header("x-hookshape-event-type").is_some());
+    assert_eq!(
+        echoed[0].text(),
+        payload,
+        "the plugin reads the posted text"
+    );
+    let envelope = plain[0].text();
+    assert!(
+        envelope.ends_with(&format!(r#","data":{payload}}}"#)),
+        "the envelope carries the posted text: {envelope}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_that_loops_is_stopped_at_its_timeout() {
     let attempts = assert_contained(

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::delivery::Context;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 use crate::metrics::Metrics;
-use crate::model::{Attempt, Delivery, DeliveryState, Event, is_json_content_type};
+use crate::model::{Attempt, Delivery, DeliveryState, Event, Payload, is_json_content_type};
 use crate::plugin::PluginLimits;
 use crate::registry::{PluginInfo, RegistryError};
 use crate::store::{Ingested, StoreError};
@@ -75,7 +75,7 @@ pub struct NewEvent {
     pub id: Option<String>,
     #[serde(default)]
     pub content_type: Option<String>,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
 }
 
 /// The answer to an ingest.

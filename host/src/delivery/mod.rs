@@ -27,7 +27,7 @@ use crate::clock::SharedClock;
 use crate::http_client::HttpClient;
 use crate::ids::{DeliveryId, EventId};
 use crate::metrics::Metrics;
-use crate::model::{Event, Subscription};
+use crate::model::{Event, Payload, Subscription};
 use crate::registry::PluginRegistry;
 use crate::store::{QueuePosition, Store};
 
@@ -73,7 +73,10 @@ impl Context {
             tenant: sub.tenant.clone(),
             timestamp: self.clock.now(),
             content_type: "application/json".into(),
-            payload: serde_json::json!({"subscription_id": sub.id, "message": "hookshape test event"}),
+            payload: Payload::from_value(&serde_json::json!({
+                "subscription_id": sub.id,
+                "message": "hookshape test event",
+            })),
         };
         let req = request::build(&event, sub, None, self.clock.now())
             .map_err(|e| VerifyError::Unsendable(e.to_string()))?;

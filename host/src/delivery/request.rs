@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
-use crate::model::{Event, Subscription, is_reserved_header};
+use crate::model::{Event, Payload, Subscription, is_reserved_header};
 use crate::plugin::PluginRequest;
 use crate::signing::{self, Secret};
 
@@ -43,7 +43,7 @@ struct DefaultBody<'a> {
     event_type: &'a str,
     tenant: &'a str,
     timestamp: String,
-    data: &'a serde_json::Value,
+    data: &'a Payload,
 }
 
 pub fn default_body(event: &Event) -> Vec<u8> {
@@ -140,7 +140,7 @@ mod tests {
             tenant: "acme".parse().unwrap(),
             timestamp: Timestamp(1_763_900_000_000),
             content_type: "application/json".into(),
-            payload: serde_json::json!({"dashboard": {"name": "Sales"}}),
+            payload: Payload::from_value(&serde_json::json!({"dashboard": {"name": "Sales"}})),
         };
         let sub = Subscription {
             id: "s1".parse().unwrap(),

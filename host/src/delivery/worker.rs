@@ -374,7 +374,7 @@ mod tests {
             tenant: "acme".parse().unwrap(),
             timestamp: Timestamp(0),
             content_type: "application/json".into(),
-            payload: serde_json::json!({}),
+            payload: crate::model::Payload::from_value(&serde_json::json!({})),
         };
         let subscription = Subscription {
             id: "s".parse().unwrap(),

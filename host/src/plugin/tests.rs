@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::clock::Timestamp;
 use crate::ids::EventId;
+use crate::model::Payload;
 
 fn testkit_wasm() -> &'static [u8] {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
@@ -32,7 +33,7 @@ fn event() -> Event {
         tenant: "acme".parse().unwrap(),
         timestamp: Timestamp(1_735_689_600_000),
         content_type: "application/json".into(),
-        payload: json!({"project": "Sales", "rows": [1, 2]}),
+        payload: Payload::from_value(&json!({"project": "Sales", "rows": [1, 2]})),
     }
 }
 

@@ -6,10 +6,11 @@
 //! generator posting straight to the receiver), durable ingest, end-to-end
 //! delivery with and without plugins, fan-out, a tenant with many
 //! subscriptions, a restart with a large backlog, latency at a fixed rate,
-//! and the transform's own cost with nothing else running. It prints one
-//! Markdown table with, per scenario, events/s, deliveries/s, ack-to-receipt
-//! latency, transform quantiles (the server's own histogram; scenario 9's
-//! own timings), the server's peak RSS, and the ratio to the raw limit.
+//! and, with nothing else running, the transform's own cost and the store's
+//! own durable-ingest rate (no HTTP). It prints one Markdown table with, per
+//! scenario, events/s, deliveries/s, ack-to-receipt latency, transform
+//! quantiles (the server's own histogram; scenario 9's own timings), the
+//! server's peak RSS, and the ratio to the raw limit.
 //!
 //! ```text
 //! cargo bench -p hookshape --bench dispatch             # full run, a few minutes
@@ -104,6 +105,9 @@ async fn run(opts: &Options) -> Vec<Row> {
     }
     if wanted(9) {
         rows.push(scenarios::transform_alone(sizes).await);
+    }
+    if wanted(10) {
+        rows.push(scenarios::store_alone(sizes).await);
     }
     rows
 }

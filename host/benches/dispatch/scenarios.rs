@@ -442,3 +442,69 @@ pub async fn transform_alone(sizes: Sizes) -> Row {
     );
     row
 }
+
+/// Scenario 10: scenario 2's storage work alone, in this process: the
+/// server's own `Store::ingest` then `Store::durable` (one event and one
+/// delivery per call, group-committed; unique source ids as the generator
+/// sends), from [`CONCURRENCY`] tasks, with no
+/// HTTP, no JSON parsing and no generator. Its rate is the ceiling the
+/// storage engine puts on durable ingest on this machine.
+pub async fn store_alone(sizes: Sizes) -> Row {
+    use hookshape::ids::{DeliveryId, EventId, SubscriptionId};
+    use hookshape::model::{Delivery, DeliveryState};
+    use hookshape::store::Store;
+
+    let dir = tempfile::tempdir().expect("a temporary data directory");
+    let store = Store::open(dir.path()).expect("a fresh store opens");
+    let now = hookshape::clock::Timestamp(0);
+    let sample = hookshape::dry_run::parse_event(&read_sample("alpana-dashboard-updated"), now)
+        .expect("the dashboard sample parses");
+    let subscription: SubscriptionId = "s0".parse().expect("a valid subscription id");
+    let per_task = sizes.ingest_events / CONCURRENCY as u64;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|task| {
+            let (store, sample, subscription) =
+                (store.clone(), sample.clone(), subscription.clone());
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let event = hookshape::model::Event {
+                        id: EventId::generate(),
+                        // Unique, as in the generator's bodies.
+                        source_id: Some(format!("bench-{task}-{i}")),
+                        ..sample.clone()
+                    };
+                    let delivery = Delivery {
+                        id: DeliveryId::generate(),
+                        tenant: event.tenant.clone(),
+                        event_id: event.id.clone(),
+                        subscription_id: subscription.clone(),
+                        state: DeliveryState::Pending,
+                        attempts: 0,
+                        next_attempt_at: Some(now),
+                        created_at: now,
+                    };
+                    store.ingest(&event, &[(delivery, false)]).expect("ingest");
+                    store.durable().await.expect("a flush");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("an ingest task");
+    }
+    let elapsed = started.elapsed();
+    let events = per_task * CONCURRENCY as u64;
+    assert_eq!(
+        store.queue_len() as u64,
+        events,
+        "every ingested delivery is queued"
+    );
+    let mut row = Row::new("10. store alone, durable ingest");
+    row.events_per_s = Some(events as f64 / elapsed.as_secs_f64());
+    row.note = format!(
+        "{events} events from {CONCURRENCY} tasks straight into the store in the bench process, \
+         no HTTP: the storage engine's ceiling for scenario 2"
+    );
+    row
+}

@@ -7,10 +7,10 @@
 //! | tree | key | value |
 //! | --- | --- | --- |
 //! | `subscriptions` | `tenant \0 sub_id` | JSON [`Subscription`] |
-//! | `events` | `evt_id` | JSON [`Event`] |
+//! | `events` | `evt_id` | JSON [`Event`], with `delivery_ids`: the deliveries made at ingest, when there are at most [`RECORD_DELIVERIES`] |
 //! | `source_ids` | `tenant \0 source id` | JSON [`Receipt`] of the first ingest |
 //! | `deliveries` | `dlv_id` | JSON [`Delivery`] |
-//! | `event_deliveries` | `evt_id \0 dlv_id` | empty |
+//! | `event_deliveries` | `evt_id \0 dlv_id` | empty: the deliveries not in the event's `delivery_ids` (resends, large fan-outs, records from before it) |
 //! | `queue` | `due ms (u64 big-endian) dlv_id` | `tenant \0 sub_id`: runnable pending deliveries, earliest first |
 //! | `sub_pending` | `tenant \0 sub_id \0 dlv_id` | empty: every pending delivery of an `ordered` subscription, in ingest order |
 //! | `attempts` | `att_id` | JSON [`Attempt`] |
@@ -252,6 +252,45 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Up to this many deliveries made at ingest are listed in the event's own
+/// record, which spares ingest one `event_deliveries` write per delivery
+/// (sled's cost is per write). Every attempt reads the event, so a long list
+/// would be parsed once per delivery: larger fan-outs use the index.
+const RECORD_DELIVERIES: usize = 16;
+
+/// The `events` value: the event and the ids of its ingest deliveries.
+#[derive(Serialize)]
+struct EventRecord<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    delivery_ids: Vec<&'a DeliveryId>,
+}
+
+/// What ingesting `event` writes besides its deliveries: the `events` value
+/// and the `event_deliveries` keys of the deliveries it does not list.
+fn event_writes(event: &Event, deliveries: &[(Delivery, bool)]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let ids = deliveries.iter().map(|(d, _)| &d.id);
+    if deliveries.len() <= RECORD_DELIVERIES {
+        let record = EventRecord {
+            event,
+            delivery_ids: ids.collect(),
+        };
+        (encode(&record), Vec::new())
+    } else {
+        let rows = ids.map(|id| key2(event.id.as_str(), id.as_str()));
+        (encode(event), rows.collect())
+    }
+}
+
+/// The ingest deliveries of an `events` value; empty in records written
+/// before they were kept there, whose deliveries are all in `event_deliveries`.
+#[derive(Deserialize)]
+struct IngestDeliveries {
+    #[serde(default)]
+    delivery_ids: Vec<DeliveryId>,
+}
 
 /// Decodes the value of an entry read by a scan.
 fn decode_entry<T: for<'de> Deserialize<'de>>(
@@ -569,18 +608,18 @@ impl Store {
             id: event.id.clone(),
             deliveries: deliveries.len(),
         };
-        let mut writes = Vec::with_capacity(2 + 3 * deliveries.len());
-        writes.push((Slot::Events, event.id.as_str().into(), encode(event)));
+        let (record, rows) = event_writes(event, deliveries);
+        let mut writes = Vec::with_capacity(2 + 2 * deliveries.len() + rows.len());
+        writes.push((Slot::Events, event.id.as_str().into(), record));
+        writes.extend(
+            rows.into_iter()
+                .map(|k| (Slot::EventDeliveries, k, Vec::new())),
+        );
         for (d, _) in deliveries {
             if let Some(due) = d.next_attempt_at {
                 writes.push((Slot::Queue, queue_key(due, &d.id), queue_value(d)));
             }
             writes.push((Slot::Deliveries, d.id.as_str().into(), encode(d)));
-            writes.push((
-                Slot::EventDeliveries,
-                key2(event.id.as_str(), d.id.as_str()),
-                Vec::new(),
-            ));
         }
         let source_key = event
             .source_id
@@ -642,6 +681,7 @@ impl Store {
             .filter(|(_, head)| **head)
             .filter_map(|((d, _), _)| Some(queue_key(d.next_attempt_at?, &d.id)))
             .min();
+        let (record, rows) = event_writes(event, deliveries);
         let ingested = untx(
             (
                 &i.events,
@@ -652,18 +692,19 @@ impl Store {
                 &i.sub_pending,
             )
                 .transaction(
-                    |(events, source_ids, dtree, event_deliveries, queue, sub_pending)| {
+                    |(events, source_ids, dtree, index, queue, sub_pending)| {
                         if let Some(key) = &source_key {
                             if let Some(first) = source_ids.get(key)? {
                                 return Ok(Ingested::Duplicate(tx_decode(key, &first)?));
                             }
                             source_ids.insert(key.as_slice(), encode(&receipt))?;
                         }
-                        events.insert(event.id.as_str().as_bytes(), encode(event))?;
+                        events.insert(event.id.as_str().as_bytes(), record.as_slice())?;
+                        for row in &rows {
+                            index.insert(row.as_slice(), &[][..])?;
+                        }
                         for ((d, ordered), &head) in deliveries.iter().zip(&queued) {
                             put_delivery(dtree, queue, d, head)?;
-                            event_deliveries
-                                .insert(key2(event.id.as_str(), d.id.as_str()), &[][..])?;
                             if *ordered {
                                 sub_pending.insert(pending_key(d), &[][..])?;
                             }
@@ -688,16 +729,23 @@ impl Store {
             .transpose()
     }
 
+    /// The event's deliveries: those listed in its record (made at ingest, in
+    /// ingest order), then those in the index, oldest first.
     pub fn event_deliveries(&self, id: &EventId) -> Result<Vec<Delivery>> {
-        let prefix = key2(id.as_str(), "");
-        let mut out = Vec::new();
-        for kv in self.inner.trees.event_deliveries.scan_prefix(prefix) {
+        let trees = &self.inner.trees;
+        let key = id.as_str().as_bytes();
+        let mut ids = match trees.events.get(key)? {
+            Some(record) => decode::<IngestDeliveries>(key, &record)?.delivery_ids,
+            None => Vec::new(),
+        };
+        for kv in trees.event_deliveries.scan_prefix(key2(id.as_str(), "")) {
             let (k, _) = kv?;
-            if let Ok(dlv) = last_part(&k).parse::<DeliveryId>()
-                && let Some(d) = self.get_delivery(&dlv)?
-            {
-                out.push(d);
-            }
+            // Never one of the record's: ingest writes each id to one place.
+            ids.extend(last_part(&k).parse::<DeliveryId>());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for dlv in &ids {
+            out.extend(self.get_delivery(dlv)?);
         }
         Ok(out)
     }
@@ -1542,6 +1590,76 @@ mod tests {
         holder.join().unwrap();
         assert!(second.is_ok(), "{:?}", second.err());
         assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn event_deliveries_are_the_ingest_ones_then_the_resends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (s1, s2) = (sub("s1", &["*"], false), sub("s2", &["*"], true));
+        store.put_subscription(&s1).unwrap();
+        store.put_subscription(&s2).unwrap();
+        // Staged (unordered only) and written at once (with an ordered one).
+        let staged = event(None);
+        let now = event(None);
+        let staged_ds = [delivery(&staged, &s1, 1000), delivery(&staged, &s1, 1000)];
+        let now_ds = [delivery(&now, &s2, 1000), delivery(&now, &s1, 1000)];
+        store
+            .ingest(&staged, &staged_ds.clone().map(|d| (d, false)))
+            .unwrap();
+        store
+            .ingest(
+                &now,
+                &[(now_ds[0].clone(), true), (now_ds[1].clone(), false)],
+            )
+            .unwrap();
+        store.durable().await.unwrap();
+        assert!(
+            store.inner.trees.event_deliveries.is_empty(),
+            "ingest writes no index rows"
+        );
+        let resend = delivery(&staged, &s1, 2000);
+        store.add_delivery(&resend, false).unwrap();
+        let mut expected = staged_ds.to_vec();
+        expected.push(resend);
+        assert_eq!(store.event_deliveries(&staged.id).unwrap(), expected);
+        assert_eq!(store.event_deliveries(&now.id).unwrap(), now_ds.to_vec());
+        assert_eq!(store.get_event(&staged.id).unwrap(), Some(staged));
+
+        // A fan-out too large for the record goes to the index.
+        let wide = event(None);
+        let wide_ds: Vec<_> = (0..=RECORD_DELIVERIES)
+            .map(|_| (delivery(&wide, &s1, 1000), false))
+            .collect();
+        store.ingest(&wide, &wide_ds).unwrap();
+        store.durable().await.unwrap();
+        assert_eq!(
+            store.inner.trees.event_deliveries.len(),
+            RECORD_DELIVERIES + 2,
+            "the resend and the wide fan-out"
+        );
+        let listed = store.event_deliveries(&wide.id).unwrap();
+        assert_eq!(
+            listed,
+            wide_ds.into_iter().map(|(d, _)| d).collect::<Vec<_>>()
+        );
+        assert_eq!(store.get_event(&wide.id).unwrap(), Some(wide));
+
+        // A record from before the ids were kept in it: every delivery is indexed.
+        let old = event(None);
+        let old_d = delivery(&old, &s1, 1000);
+        let trees = &store.inner.trees;
+        trees.events.insert(old.id.as_str(), encode(&old)).unwrap();
+        trees
+            .deliveries
+            .insert(old_d.id.as_str(), encode(&old_d))
+            .unwrap();
+        trees
+            .event_deliveries
+            .insert(key2(old.id.as_str(), old_d.id.as_str()), &[][..])
+            .unwrap();
+        assert_eq!(store.event_deliveries(&old.id).unwrap(), vec![old_d]);
+        assert_eq!(store.get_event(&old.id).unwrap(), Some(old));
     }
 
     #[tokio::test]

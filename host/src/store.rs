@@ -223,6 +223,11 @@ fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
     k
 }
 
+/// A delivery's `event_deliveries` key.
+fn event_delivery_key(event: &EventId, id: &DeliveryId) -> Vec<u8> {
+    key2(event.as_str(), id.as_str())
+}
+
 /// A delivery's `sub_pending` key.
 fn pending_key(d: &Delivery) -> Vec<u8> {
     key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str())
@@ -279,7 +284,7 @@ fn event_writes(event: &Event, deliveries: &[(Delivery, bool)]) -> (Vec<u8>, Vec
         };
         (encode(&record), Vec::new())
     } else {
-        let rows = ids.map(|id| key2(event.id.as_str(), id.as_str()));
+        let rows = ids.map(|id| event_delivery_key(&event.id, id));
         (encode(event), rows.collect())
     }
 }
@@ -692,7 +697,7 @@ impl Store {
                 &i.sub_pending,
             )
                 .transaction(
-                    |(events, source_ids, dtree, index, queue, sub_pending)| {
+                    |(events, source_ids, dtree, event_deliveries, queue, sub_pending)| {
                         if let Some(key) = &source_key {
                             if let Some(first) = source_ids.get(key)? {
                                 return Ok(Ingested::Duplicate(tx_decode(key, &first)?));
@@ -701,7 +706,7 @@ impl Store {
                         }
                         events.insert(event.id.as_str().as_bytes(), record.as_slice())?;
                         for row in &rows {
-                            index.insert(row.as_slice(), &[][..])?;
+                            event_deliveries.insert(row.as_slice(), &[][..])?;
                         }
                         for ((d, ordered), &head) in deliveries.iter().zip(&queued) {
                             put_delivery(dtree, queue, d, head)?;
@@ -776,7 +781,7 @@ impl Store {
             (&i.deliveries, &i.event_deliveries, &i.queue, &i.sub_pending).transaction(
                 |(dtree, event_deliveries, queue, sub_pending)| {
                     put_delivery(dtree, queue, d, head)?;
-                    event_deliveries.insert(key2(d.event_id.as_str(), d.id.as_str()), &[][..])?;
+                    event_deliveries.insert(event_delivery_key(&d.event_id, &d.id), &[][..])?;
                     if ordered {
                         sub_pending.insert(pending_key(d), &[][..])?;
                     }
@@ -1656,7 +1661,7 @@ mod tests {
             .unwrap();
         trees
             .event_deliveries
-            .insert(key2(old.id.as_str(), old_d.id.as_str()), &[][..])
+            .insert(event_delivery_key(&old.id, &old_d.id), &[][..])
             .unwrap();
         assert_eq!(store.event_deliveries(&old.id).unwrap(), vec![old_d]);
         assert_eq!(store.get_event(&old.id).unwrap(), Some(old));

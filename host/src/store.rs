@@ -7,11 +7,11 @@
 //! | tree | key | value |
 //! | --- | --- | --- |
 //! | `subscriptions` | `tenant \0 sub_id` | JSON [`Subscription`] |
-//! | `events` | `evt_id` | JSON [`Event`], with `delivery_ids`: the deliveries made at ingest, when there are at most [`RECORD_DELIVERIES`] |
+//! | `events` | `evt_id` | JSON [`Event`], with `deliveries`: the deliveries made at ingest as they were made, when there are at most [`RECORD_DELIVERIES`] (records written before kept only their ids, in `delivery_ids`) |
 //! | `source_ids` | `tenant \0 source id` | JSON [`Receipt`] of the first ingest |
-//! | `deliveries` | `dlv_id` | JSON [`Delivery`] |
-//! | `event_deliveries` | `evt_id \0 dlv_id` | empty: the deliveries not in the event's `delivery_ids` (resends, large fan-outs, records from before it) |
-//! | `queue` | `due ms (u64 big-endian) dlv_id` | `tenant \0 sub_id`: runnable pending deliveries, earliest first |
+//! | `deliveries` | `dlv_id` | JSON [`Delivery`]: every delivery once it has changed, and from the start those not in their event's record |
+//! | `event_deliveries` | `evt_id \0 dlv_id` | empty: the deliveries not in the event's record (resends, large fan-outs, records from before it) |
+//! | `queue` | `due ms (u64 big-endian) dlv_id` | `tenant \0 sub_id \0 evt_id` (`tenant \0 sub_id` in entries written before): runnable pending deliveries, earliest first |
 //! | `sub_pending` | `tenant \0 sub_id \0 dlv_id` | empty: every pending delivery of an `ordered` subscription, in ingest order |
 //! | `attempts` | `att_id` | JSON [`Attempt`] |
 //! | `sub_attempts` | `tenant \0 sub_id \0 att_id` | empty: per-subscription listing, by time |
@@ -43,6 +43,14 @@
 //! instead of four, and index writes are what sled spends its time on.
 //! Ordering applies to deliveries created while the subscription is
 //! ordered; turning it off releases those still waiting.
+//!
+//! A delivery's current record is its `deliveries` row if it has one, else
+//! the copy in its event's record. Ingest writes no row for the deliveries it
+//! lists there (sled's cost is per write, and most deliveries change once,
+//! when their first attempt ends); the queue entry names the event so an
+//! attempt can find that copy. Rows are never deleted, so a delivery without
+//! one has not changed since ingest. Deliveries of `ordered` subscriptions
+//! always have rows, since their heads are picked by reading rows.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -134,6 +142,9 @@ pub struct AttemptResult {
     pub delivery: Delivery,
     /// The subscription, when the attempt changed it (failure count, disabling).
     pub subscription: Option<Subscription>,
+    /// The delivery as the attempt found it: where it stands if it still has
+    /// no row when the attempt is recorded (see the module doc).
+    pub found: Delivery,
 }
 
 /// A page of attempts, newest first, and the cursor for the next one.
@@ -146,12 +157,20 @@ pub struct AttemptSlice {
 /// Due work found by [`Store::due`].
 #[derive(Debug, Default, PartialEq)]
 pub struct DueWork {
-    pub ready: Vec<DeliveryId>,
+    pub ready: Vec<Queued>,
     /// When the earliest not-yet-due (or skipped) entry falls due, if any.
     pub next_due: Option<Timestamp>,
     /// Where the last ready entry sits in the queue: the next scan can start
     /// after it instead of walking past everything already handed out.
     pub last: Option<QueuePosition>,
+}
+
+/// A runnable delivery found in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: DeliveryId,
+    /// Its event, where the entry names it (see the module doc).
+    pub event: Option<EventId>,
 }
 
 /// A place in the due-time queue (an entry's key), ordered as the queue is.
@@ -211,9 +230,31 @@ fn prefix2(a: &str, b: &str) -> Vec<u8> {
     k
 }
 
-/// The `queue` value of a delivery: its subscription's key.
+/// The `queue` value of a delivery: its subscription's key, then its event.
 fn queue_value(d: &Delivery) -> Vec<u8> {
-    key2(d.tenant.as_str(), d.subscription_id.as_str())
+    key3(
+        d.tenant.as_str(),
+        d.subscription_id.as_str(),
+        d.event_id.as_str(),
+    )
+}
+
+/// Whether a `queue` value belongs to the subscription (`sub` is its
+/// `tenant \0 sub_id` key); entries from before values named the event
+/// hold that key alone.
+fn queued_for(value: &[u8], sub: &[u8]) -> bool {
+    value
+        .strip_prefix(sub)
+        .is_some_and(|rest| rest.is_empty() || rest[0] == 0)
+}
+
+/// The event a `queue` value names; `None` in entries from before, whose
+/// deliveries all have rows.
+fn queued_event(value: &[u8]) -> Option<EventId> {
+    let parts = value.iter().filter(|&&b| b == 0).count() + 1;
+    (parts == 3)
+        .then(|| last_part(value).parse().ok())
+        .flatten()
 }
 
 fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
@@ -258,43 +299,68 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
 
-/// Up to this many deliveries made at ingest are listed in the event's own
-/// record, which spares ingest one `event_deliveries` write per delivery
-/// (sled's cost is per write). Every attempt reads the event, so a long list
-/// would be parsed once per delivery: larger fan-outs use the index.
+/// Up to this many deliveries made at ingest are kept in the event's own
+/// record, which spares ingest a `deliveries` and an `event_deliveries`
+/// write per delivery (sled's cost is per write). Every attempt reads the
+/// event, so a long list would be parsed once per delivery: larger fan-outs
+/// use rows and the index.
 const RECORD_DELIVERIES: usize = 16;
 
-/// The `events` value: the event and the ids of its ingest deliveries.
+/// The `events` value: the event and its ingest deliveries as made.
 #[derive(Serialize)]
 struct EventRecord<'a> {
     #[serde(flatten)]
     event: &'a Event,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    delivery_ids: Vec<&'a DeliveryId>,
+    deliveries: Vec<&'a Delivery>,
 }
 
-/// What ingesting `event` writes besides its deliveries: the `events` value
-/// and the `event_deliveries` keys of the deliveries it does not list.
-fn event_writes(event: &Event, deliveries: &[(Delivery, bool)]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let ids = deliveries.iter().map(|(d, _)| &d.id);
+/// What ingesting `event` writes: the `events` value, and the deliveries
+/// it does not keep (see [`RECORD_DELIVERIES`]), which need rows and
+/// `event_deliveries` keys.
+struct EventWrites<'a> {
+    record: Vec<u8>,
+    unkept: &'a [(Delivery, bool)],
+}
+
+fn event_writes<'a>(event: &Event, deliveries: &'a [(Delivery, bool)]) -> EventWrites<'a> {
     if deliveries.len() <= RECORD_DELIVERIES {
         let record = EventRecord {
             event,
-            delivery_ids: ids.collect(),
+            deliveries: deliveries.iter().map(|(d, _)| d).collect(),
         };
-        (encode(&record), Vec::new())
+        EventWrites {
+            record: encode(&record),
+            unkept: &[],
+        }
     } else {
-        let rows = ids.map(|id| event_delivery_key(&event.id, id));
-        (encode(event), rows.collect())
+        EventWrites {
+            record: encode(event),
+            unkept: deliveries,
+        }
     }
 }
 
-/// The ingest deliveries of an `events` value; empty in records written
-/// before they were kept there, whose deliveries are all in `event_deliveries`.
+/// The ingest deliveries of an `events` value: kept whole, or (records
+/// written before that) by id only, with their rows in `deliveries`. Both
+/// empty when they are all in `event_deliveries`.
 #[derive(Deserialize)]
 struct IngestDeliveries {
     #[serde(default)]
+    deliveries: Vec<Delivery>,
+    #[serde(default)]
     delivery_ids: Vec<DeliveryId>,
+}
+
+impl IngestDeliveries {
+    fn read(key: &[u8], record: &[u8]) -> Result<Self> {
+        decode(key, record)
+    }
+
+    /// The ingest copy of delivery `id`, if the record keeps it.
+    fn take(self, id: &DeliveryId) -> Option<Delivery> {
+        self.deliveries.into_iter().find(|d| &d.id == id)
+    }
 }
 
 /// Decodes the value of an entry read by a scan.
@@ -509,14 +575,17 @@ impl Store {
         let mut ids = self.waiting(tenant, id)?;
         for kv in self.inner.trees.queue.iter() {
             let (k, v) = kv?;
-            if *v == *sub_key
+            if queued_for(&v, &sub_key)
                 && let Some((_, dlv)) = parse_queue_key(&k)
             {
-                ids.push(dlv);
+                ids.push(Queued {
+                    id: dlv,
+                    event: queued_event(&v),
+                });
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
+        ids.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        ids.dedup_by(|a, b| a.id == b.id);
         let cancelled = self.take_pending(tenant, id, &ids, |d, deliveries, queue| {
             if let Some(due) = d.next_attempt_at.take() {
                 queue.remove(queue_key(due, &d.id))?;
@@ -530,13 +599,17 @@ impl Store {
 
     /// The ids in the subscription's `sub_pending` range (call with the
     /// ordered lock held).
-    fn waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Vec<DeliveryId>> {
+    fn waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Vec<Queued>> {
         let prefix = prefix2(tenant.as_str(), id.as_str());
         let mut ids = Vec::new();
         for kv in self.inner.trees.sub_pending.scan_prefix(&prefix) {
             let (k, _) = kv?;
             if let Ok(dlv) = last_part(&k).parse() {
-                ids.push(dlv);
+                // Ordered deliveries always have rows.
+                ids.push(Queued {
+                    id: dlv,
+                    event: None,
+                });
             }
         }
         Ok(ids)
@@ -570,22 +643,22 @@ impl Store {
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
-        ids: &[DeliveryId],
+        ids: &[Queued],
         change: impl Fn(&mut Delivery, &TransactionalTree, &TransactionalTree) -> TxResult<()>,
     ) -> Result<Vec<Delivery>> {
         let i = &*self.inner.trees;
         let mut changed = Vec::new();
         for chunk in ids.chunks(CHANGE_CHUNK) {
             changed.extend(untx(
-                (&i.deliveries, &i.queue, &i.sub_pending).transaction(
-                    |(deliveries, queue, sub_pending)| {
+                (&i.deliveries, &i.events, &i.queue, &i.sub_pending).transaction(
+                    |(deliveries, events, queue, sub_pending)| {
                         let mut changed = Vec::with_capacity(chunk.len());
-                        for dlv in chunk {
+                        for q in chunk {
+                            let dlv = &q.id;
                             sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
-                            let Some(raw) = deliveries.get(dlv.as_str())? else {
+                            let Some(mut d) = tx_delivery(deliveries, events, q)? else {
                                 continue;
                             };
-                            let mut d: Delivery = tx_decode(dlv.as_str().as_bytes(), &raw)?;
                             if d.state == DeliveryState::Pending {
                                 change(&mut d, deliveries, queue)?;
                                 changed.push(d);
@@ -613,18 +686,18 @@ impl Store {
             id: event.id.clone(),
             deliveries: deliveries.len(),
         };
-        let (record, rows) = event_writes(event, deliveries);
-        let mut writes = Vec::with_capacity(2 + 2 * deliveries.len() + rows.len());
+        let EventWrites { record, unkept } = event_writes(event, deliveries);
+        let mut writes = Vec::with_capacity(2 + deliveries.len() + 2 * unkept.len());
         writes.push((Slot::Events, event.id.as_str().into(), record));
-        writes.extend(
-            rows.into_iter()
-                .map(|k| (Slot::EventDeliveries, k, Vec::new())),
-        );
+        for (d, _) in unkept {
+            let index = event_delivery_key(&event.id, &d.id);
+            writes.push((Slot::EventDeliveries, index, Vec::new()));
+            writes.push((Slot::Deliveries, d.id.as_str().into(), encode(d)));
+        }
         for (d, _) in deliveries {
             if let Some(due) = d.next_attempt_at {
                 writes.push((Slot::Queue, queue_key(due, &d.id), queue_value(d)));
             }
-            writes.push((Slot::Deliveries, d.id.as_str().into(), encode(d)));
         }
         let source_key = event
             .source_id
@@ -686,7 +759,7 @@ impl Store {
             .filter(|(_, head)| **head)
             .filter_map(|((d, _), _)| Some(queue_key(d.next_attempt_at?, &d.id)))
             .min();
-        let (record, rows) = event_writes(event, deliveries);
+        let EventWrites { record, unkept } = event_writes(event, deliveries);
         let ingested = untx(
             (
                 &i.events,
@@ -705,9 +778,11 @@ impl Store {
                             source_ids.insert(key.as_slice(), encode(&receipt))?;
                         }
                         events.insert(event.id.as_str().as_bytes(), record.as_slice())?;
-                        for row in &rows {
-                            event_deliveries.insert(row.as_slice(), &[][..])?;
+                        for (d, _) in unkept {
+                            event_deliveries
+                                .insert(event_delivery_key(&event.id, &d.id), &[][..])?;
                         }
+                        // Rows for all, as every ordered delivery needs one.
                         for ((d, ordered), &head) in deliveries.iter().zip(&queued) {
                             put_delivery(dtree, queue, d, head)?;
                             if *ordered {
@@ -734,28 +809,56 @@ impl Store {
             .transpose()
     }
 
-    /// The event's deliveries: those listed in its record (made at ingest, in
-    /// ingest order), then those in the index, oldest first.
+    /// The event's deliveries as they stand: those kept or listed in its
+    /// record (made at ingest, in ingest order), then those in the index,
+    /// oldest first.
     pub fn event_deliveries(&self, id: &EventId) -> Result<Vec<Delivery>> {
         let trees = &self.inner.trees;
         let key = id.as_str().as_bytes();
-        let mut ids = match trees.events.get(key)? {
-            Some(record) => decode::<IngestDeliveries>(key, &record)?.delivery_ids,
-            None => Vec::new(),
+        let ingest = match trees.events.get(key)? {
+            Some(record) => IngestDeliveries::read(key, &record)?,
+            None => return Ok(Vec::new()),
         };
+        let mut out = Vec::with_capacity(ingest.deliveries.len());
+        for kept in ingest.deliveries {
+            out.push(self.delivery_row(&kept.id)?.unwrap_or(kept));
+        }
+        let mut ids = ingest.delivery_ids;
         for kv in trees.event_deliveries.scan_prefix(key2(id.as_str(), "")) {
             let (k, _) = kv?;
             // Never one of the record's: ingest writes each id to one place.
             ids.extend(last_part(&k).parse::<DeliveryId>());
         }
-        let mut out = Vec::with_capacity(ids.len());
         for dlv in &ids {
-            out.extend(self.get_delivery(dlv)?);
+            out.extend(self.delivery_row(dlv)?);
         }
         Ok(out)
     }
 
-    pub fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+    /// What an attempt of a queued delivery starts from: the delivery as it
+    /// stands and its event, read once; `None` if either is gone.
+    pub fn attempt_inputs(&self, queued: &Queued) -> Result<Option<(Delivery, Event)>> {
+        let row = self.delivery_row(&queued.id)?;
+        let event_id = match (&row, &queued.event) {
+            (Some(row), _) => row.event_id.clone(),
+            (None, Some(event)) => event.clone(),
+            (None, None) => return Ok(None),
+        };
+        let key = event_id.as_str().as_bytes();
+        let Some(record) = self.inner.trees.events.get(key)? else {
+            return Ok(None);
+        };
+        let delivery = match row {
+            Some(row) => row,
+            None => match IngestDeliveries::read(key, &record)?.take(&queued.id) {
+                Some(kept) => kept,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some((delivery, decode(key, &record)?)))
+    }
+
+    fn delivery_row(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
         let key = id.as_str().as_bytes();
         self.inner
             .trees
@@ -818,7 +921,7 @@ impl Store {
         let start = from.map(|p| p.0.clone());
         let mut work = DueWork::default();
         for kv in self.inner.trees.queue.range((start, Bound::Unbounded)) {
-            let (k, _) = kv?;
+            let (k, v) = kv?;
             let Some((due, id)) = parse_queue_key(&k) else {
                 continue;
             };
@@ -833,7 +936,10 @@ impl Store {
                 work.next_due = Some(due);
                 break;
             }
-            work.ready.push(id);
+            work.ready.push(Queued {
+                id,
+                event: queued_event(&v),
+            });
             work.last = Some(QueuePosition(k));
         }
         Ok(work)
@@ -884,6 +990,7 @@ impl Store {
                 .next_attempt_at
                 .map(|due| (queue_key(due, &d.id), queue_value(d))),
             subscription: result.subscription.clone(),
+            found: result.found.clone(),
         };
         self.inner.commit.commit.lock_staged().finishes.push(staged);
         self.durable().await
@@ -937,10 +1044,10 @@ impl Store {
                             key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
                             &[][..],
                         )?;
-                        let Some(raw) = dtree.get(d.id.as_str())? else {
-                            return Ok(false);
+                        let before: Delivery = match dtree.get(d.id.as_str())? {
+                            Some(raw) => tx_decode(d.id.as_str().as_bytes(), &raw)?,
+                            None => result.found.clone(),
                         };
-                        let before: Delivery = tx_decode(d.id.as_str().as_bytes(), &raw)?;
                         if let Some(due) = before.next_attempt_at {
                             queue.remove(queue_key(due, &before.id))?;
                         }
@@ -1164,6 +1271,8 @@ struct StagedFinish {
     /// The queue entry of the delivery's next attempt, if it stays pending.
     requeue: Option<(Vec<u8>, Vec<u8>)>,
     subscription: Option<Subscription>,
+    /// [`AttemptResult::found`].
+    found: Delivery,
 }
 
 /// Which of the [`Trees`] a staged write goes to.
@@ -1188,6 +1297,27 @@ struct Staged {
     source_keys: Vec<Vec<u8>>,
 }
 
+/// [`Store::delivery`] inside a transaction.
+fn tx_delivery(
+    deliveries: &TransactionalTree,
+    events: &TransactionalTree,
+    q: &Queued,
+) -> TxResult<Option<Delivery>> {
+    if let Some(raw) = deliveries.get(q.id.as_str())? {
+        return tx_decode(q.id.as_str().as_bytes(), &raw).map(Some);
+    }
+    let Some(event) = &q.event else {
+        return Ok(None);
+    };
+    let key = event.as_str().as_bytes();
+    match events.get(key)? {
+        Some(record) => Ok(IngestDeliveries::read(key, &record)
+            .map_err(ConflictableTransactionError::Abort)?
+            .take(&q.id)),
+        None => Ok(None),
+    }
+}
+
 /// One staged finished attempt inside the batch transaction; see
 /// [`Store::finish_attempt`] for the rules. `true` when it wrote the
 /// attempt's subscription change.
@@ -1201,16 +1331,16 @@ fn finish_in(
 ) -> TxResult<bool> {
     attempts.insert(f.attempt_id.as_slice(), f.attempt.as_slice())?;
     sub_attempts.insert(f.sub_attempt_key.as_slice(), &[][..])?;
-    let Some(raw) = deliveries.get(&f.delivery_id)? else {
-        return Ok(false);
-    };
-    // One unreadable record must not hold up the whole batch.
-    let before: Delivery = match decode(&f.delivery_id, &raw) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "skipping an attempt's delivery update");
-            return Ok(false);
-        }
+    let before: Delivery = match deliveries.get(&f.delivery_id)? {
+        // One unreadable record must not hold up the whole batch.
+        Some(raw) => match decode(&f.delivery_id, &raw) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "skipping an attempt's delivery update");
+                return Ok(false);
+            }
+        },
+        None => f.found.clone(),
     };
     if let Some(due) = before.next_attempt_at {
         queue.remove(queue_key(due, &before.id))?;
@@ -1567,6 +1697,21 @@ mod tests {
         }
     }
 
+    /// The delivery as it stands, as an attempt would find it.
+    fn current(store: &Store, d: &Delivery) -> Option<Delivery> {
+        let queued = Queued {
+            id: d.id.clone(),
+            event: Some(d.event_id.clone()),
+        };
+        store.attempt_inputs(&queued).unwrap().map(|(d, _)| d)
+    }
+
+    impl DueWork {
+        fn ids(&self) -> Vec<DeliveryId> {
+            self.ready.iter().map(|q| q.id.clone()).collect()
+        }
+    }
+
     fn finish(store: &Store, d: &Delivery, state: DeliveryState, ordered: bool, now: u64) {
         let mut after = d.clone();
         after.state = state;
@@ -1576,6 +1721,7 @@ mod tests {
             attempt: attempt_for(d, AttemptOutcome::Delivered),
             delivery: after,
             subscription: None,
+            found: d.clone(),
         };
         store
             .finish_attempt(&result, ordered, Timestamp(now))
@@ -1668,6 +1814,117 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn kept_deliveries_get_rows_once_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s1 = sub("s1", &["*"], false);
+        store.put_subscription(&s1).unwrap();
+        let e = event(None);
+        let ds = [delivery(&e, &s1, 1000), delivery(&e, &s1, 1000)];
+        store.ingest(&e, &ds.clone().map(|d| (d, false))).unwrap();
+        store.durable().await.unwrap();
+        let trees = &store.inner.trees;
+        assert!(trees.deliveries.is_empty(), "kept in the event's record");
+        let work = store.due(Timestamp(1000), 10, |_| false).unwrap();
+        let expected: Vec<_> = ds
+            .iter()
+            .map(|d| Queued {
+                id: d.id.clone(),
+                event: Some(e.id.clone()),
+            })
+            .collect();
+        assert_eq!(work.ready, expected);
+        let (found, read) = store.attempt_inputs(&work.ready[0]).unwrap().unwrap();
+        assert_eq!((&found, &read), (&ds[0], &e));
+        assert_eq!(current(&store, &ds[1]).as_ref(), Some(&ds[1]));
+
+        // The first attempt's end writes the row, through the batch.
+        let mut after = found.clone();
+        after.state = DeliveryState::Delivered;
+        after.attempts = 1;
+        after.next_attempt_at = None;
+        let result = AttemptResult {
+            attempt: attempt_for(&found, AttemptOutcome::Delivered),
+            delivery: after.clone(),
+            subscription: None,
+            found,
+        };
+        store
+            .record_attempt(&result, false, Timestamp(1000))
+            .await
+            .unwrap();
+        assert_eq!(trees.deliveries.len(), 1);
+        assert_eq!(current(&store, &ds[0]), Some(after.clone()));
+        assert_eq!(
+            store.event_deliveries(&e.id).unwrap(),
+            vec![after.clone(), ds[1].clone()]
+        );
+        assert_eq!(
+            store.due(Timestamp(1000), 10, |_| false).unwrap().ids(),
+            vec![ds[1].id.clone()]
+        );
+
+        // Cancelling finds the other through its queue entry and event.
+        assert_eq!(
+            store
+                .cancel_pending(&s1.tenant, &s1.id, Timestamp(1000))
+                .unwrap(),
+            1
+        );
+        let cancelled = current(&store, &ds[1]).unwrap();
+        assert_eq!(cancelled.state, DeliveryState::Cancelled);
+        assert_eq!(cancelled.next_attempt_at, None);
+        assert_eq!(store.queue_len(), 0);
+        assert_eq!(
+            store.event_deliveries(&e.id).unwrap(),
+            vec![after, cancelled]
+        );
+    }
+
+    #[tokio::test]
+    async fn records_and_queue_entries_from_before_still_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let s1 = sub("s1", &["*"], false);
+        store.put_subscription(&s1).unwrap();
+        // An event record listing its delivery's id, with the delivery in a
+        // row and a queue entry naming only the subscription.
+        let e = event(None);
+        let d = delivery(&e, &s1, 1000);
+        let mut record = serde_json::to_value(&e).unwrap();
+        record["delivery_ids"] = serde_json::json!([d.id]);
+        let trees = &store.inner.trees;
+        trees.events.insert(e.id.as_str(), encode(&record)).unwrap();
+        trees.deliveries.insert(d.id.as_str(), encode(&d)).unwrap();
+        let old_value = key2(d.tenant.as_str(), d.subscription_id.as_str());
+        trees
+            .queue
+            .insert(queue_key(Timestamp(1000), &d.id), old_value)
+            .unwrap();
+        assert_eq!(store.event_deliveries(&e.id).unwrap(), vec![d.clone()]);
+        let work = store.due(Timestamp(1000), 10, |_| false).unwrap();
+        assert_eq!(
+            work.ready,
+            vec![Queued {
+                id: d.id.clone(),
+                event: None
+            }]
+        );
+        assert_eq!(
+            store.attempt_inputs(&work.ready[0]).unwrap(),
+            Some((d.clone(), e.clone()))
+        );
+        assert_eq!(
+            store
+                .cancel_pending(&s1.tenant, &s1.id, Timestamp(1000))
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.queue_len(), 0);
+        assert_eq!(current(&store, &d).unwrap().state, DeliveryState::Cancelled);
+    }
+
+    #[tokio::test]
     async fn ingest_is_atomic_idempotent_and_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -1705,7 +1962,7 @@ mod tests {
         assert_eq!(store.get_event(&e.id).unwrap(), Some(e.clone()));
         assert_eq!(store.event_deliveries(&e.id).unwrap(), vec![d.clone()]);
         assert_eq!(
-            store.due(Timestamp(1000), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(1000), 10, |_| false).unwrap().ids(),
             vec![d.id]
         );
         assert_eq!(
@@ -1731,12 +1988,12 @@ mod tests {
         store.durable().await.unwrap();
         let work = store.due(Timestamp(500), 10, |_| false).unwrap();
         assert_eq!(
-            work.ready,
+            work.ids(),
             vec![ds[1].id.clone(), ds[2].id.clone(), ds[0].id.clone()]
         );
         assert_eq!(work.next_due, Some(Timestamp(900)));
         let work = store.due(Timestamp(500), 1, |id| id == &ds[1].id).unwrap();
-        assert_eq!(work.ready, vec![ds[2].id.clone()]);
+        assert_eq!(work.ids(), vec![ds[2].id.clone()]);
         assert_eq!(work.next_due, Some(Timestamp(300)));
     }
 
@@ -1772,7 +2029,7 @@ mod tests {
         let from = store
             .due_after(Timestamp(1000), 10, Bound::Included(&lowest), in_flight)
             .unwrap();
-        assert_eq!(from.ready, vec![behind.id]);
+        assert_eq!(from.ids(), vec![behind.id]);
     }
 
     #[tokio::test]
@@ -1897,7 +2154,7 @@ mod tests {
             ds.push(d);
         }
         assert_eq!(
-            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(100), 10, |_| false).unwrap().ids(),
             vec![ds[0].id.clone()]
         );
         // A retry keeps the head; nothing else is released.
@@ -1911,12 +2168,12 @@ mod tests {
         );
         finish(&store, &ds[0], DeliveryState::Failed, true, 200);
         assert_eq!(
-            store.due(Timestamp(200), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(200), 10, |_| false).unwrap().ids(),
             vec![ds[1].id.clone()]
         );
         finish(&store, &ds[1], DeliveryState::Delivered, true, 300);
         assert_eq!(
-            store.due(Timestamp(300), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(300), 10, |_| false).unwrap().ids(),
             vec![ds[2].id.clone()]
         );
     }
@@ -1952,7 +2209,7 @@ mod tests {
             .cancel_pending(&tenant(), &s1.id, Timestamp(0))
             .unwrap();
         assert_eq!(cancelled, mine.len() - 1);
-        let state = |d: &Delivery| store.get_delivery(&d.id).unwrap().unwrap().state;
+        let state = |d: &Delivery| current(&store, d).unwrap().state;
         assert_eq!(state(&mine[0]), DeliveryState::Delivered);
         assert!(
             mine[1..]
@@ -1963,7 +2220,7 @@ mod tests {
         let due = store
             .due(Timestamp(u64::MAX), 1000, |_| false)
             .unwrap()
-            .ready;
+            .ids();
         let expected: Vec<_> = theirs.iter().map(|d| d.id.clone()).collect();
         assert_eq!(due, expected);
     }
@@ -1984,14 +2241,14 @@ mod tests {
             .collect();
         let ids = |n: usize| ds[..n].iter().map(|d| d.id.clone()).collect::<Vec<_>>();
         assert_eq!(
-            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(100), 10, |_| false).unwrap().ids(),
             ids(1)
         );
         s.ordered = false;
         store.put_subscription(&s).unwrap();
         store.durable().await.unwrap();
         assert_eq!(
-            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(100), 10, |_| false).unwrap().ids(),
             ids(3)
         );
         assert_eq!(store.inner.trees.sub_pending.len(), 0);
@@ -1999,7 +2256,7 @@ mod tests {
         assert!(store.take_queued_since().is_some());
         finish(&store, &ds[1], DeliveryState::Delivered, false, 100);
         assert_eq!(
-            store.due(Timestamp(100), 10, |_| false).unwrap().ready,
+            store.due(Timestamp(100), 10, |_| false).unwrap().ids(),
             vec![ds[0].id.clone(), ds[2].id.clone()]
         );
     }
@@ -2028,7 +2285,7 @@ mod tests {
                 .is_empty()
         );
         finish(&store, &d, DeliveryState::Pending, false, 150);
-        let after = store.get_delivery(&d.id).unwrap().unwrap();
+        let after = current(&store, &d).unwrap();
         assert_eq!(after.state, DeliveryState::Cancelled);
         assert!(
             store

@@ -29,7 +29,7 @@ use crate::ids::{DeliveryId, EventId};
 use crate::metrics::Metrics;
 use crate::model::{Event, Payload, Subscription};
 use crate::registry::PluginRegistry;
-use crate::store::{QueuePosition, Store};
+use crate::store::{QueuePosition, Queued, Store};
 
 /// The delivery settings from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -178,8 +178,8 @@ impl Engine {
                         if let Some(last) = work.last {
                             cursor = Bound::Excluded(last);
                         }
-                        for id in work.ready {
-                            if !self.spawn(&mut tasks, id) {
+                        for queued in work.ready {
+                            if !self.spawn(&mut tasks, queued) {
                                 // Left behind the cursor: look from the start.
                                 cursor = Bound::Unbounded;
                             }
@@ -226,28 +226,28 @@ impl Engine {
     }
 
     /// Starts an attempt; `false` when no permit was free.
-    fn spawn(&self, tasks: &mut JoinSet<()>, id: DeliveryId) -> bool {
+    fn spawn(&self, tasks: &mut JoinSet<()>, queued: Queued) -> bool {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return false;
         };
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone());
+            .insert(queued.id.clone());
         self.ctx.metrics.in_flight_started();
         let ctx = self.ctx.clone();
         let in_flight = self.in_flight.clone();
         let wake = self.wake.clone();
         let unrecorded = self.unrecorded.clone();
         tasks.spawn(async move {
-            if let Err(e) = worker::attempt(&ctx, &id).await {
+            if let Err(e) = worker::attempt(&ctx, &queued).await {
                 unrecorded.store(true, Ordering::SeqCst);
-                tracing::error!(delivery = %id, error = %e, "recording a delivery attempt failed");
+                tracing::error!(delivery = %queued.id, error = %e, "recording a delivery attempt failed");
             }
             in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+                .remove(&queued.id);
             drop(permit);
             ctx.metrics.in_flight_ended();
             wake.notify_one();

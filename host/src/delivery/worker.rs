@@ -12,12 +12,12 @@ use crate::delivery::Context;
 use crate::delivery::policy::{self, Next, Verdict};
 use crate::delivery::request::{self, OutgoingRequest, RequestError};
 use crate::http_client::{self, SendError};
-use crate::ids::{AttemptId, DeliveryId};
+use crate::ids::AttemptId;
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryState, Event, LogLine, Subscription, kept_body,
 };
 use crate::plugin::{Outcome, TransformInput};
-use crate::store::{AttemptResult, StoreError};
+use crate::store::{AttemptResult, Queued, StoreError};
 
 /// Everything an attempt needs, loaded before it starts.
 #[derive(Debug)]
@@ -58,8 +58,8 @@ pub struct Executed {
 }
 
 /// Runs one attempt of a delivery end to end.
-pub async fn attempt(ctx: &Context, id: &DeliveryId) -> Result<(), StoreError> {
-    let Some(job) = prepare(ctx, id)? else {
+pub async fn attempt(ctx: &Context, queued: &Queued) -> Result<(), StoreError> {
+    let Some(job) = prepare(ctx, queued)? else {
         return Ok(());
     };
     let started_at = ctx.clock.now();
@@ -89,17 +89,14 @@ pub async fn attempt(ctx: &Context, id: &DeliveryId) -> Result<(), StoreError> {
 /// Loads the delivery, its event and subscription; `None` when there is
 /// nothing to do (already final, or the subscription is gone or disabled, in
 /// which case its pending deliveries are cancelled).
-pub fn prepare(ctx: &Context, id: &DeliveryId) -> Result<Option<Job>, StoreError> {
-    let Some(delivery) = ctx.store.get_delivery(id)? else {
+pub fn prepare(ctx: &Context, queued: &Queued) -> Result<Option<Job>, StoreError> {
+    let Some((delivery, event)) = ctx.store.attempt_inputs(queued)? else {
+        tracing::error!(delivery = %queued.id, "a queued delivery or its event is missing");
         return Ok(None);
     };
     if delivery.state != DeliveryState::Pending {
         return Ok(None);
     }
-    let Some(event) = ctx.store.get_event(&delivery.event_id)? else {
-        tracing::error!(delivery = %id, event = %delivery.event_id, "delivery without its event");
-        return Ok(None);
-    };
     match ctx
         .store
         .current_subscription(&delivery.tenant, &delivery.subscription_id)
@@ -322,6 +319,7 @@ pub fn conclude(
         attempt,
         delivery,
         subscription,
+        found: job.delivery.clone(),
     }
 }
 
@@ -363,7 +361,7 @@ fn subscription_health(
 mod tests {
     use super::*;
     use crate::delivery::Settings;
-    use crate::ids::EventId;
+    use crate::ids::{DeliveryId, EventId};
     use crate::model::ManagedBy;
 
     fn job() -> Job {

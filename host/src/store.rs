@@ -17,18 +17,21 @@
 //! | `sub_attempts` | `tenant \0 sub_id \0 att_id` | empty: per-subscription listing, by time |
 //! | `plugins` | `name` | JSON [`PluginRecord`] |
 //! | `plugin_blobs` | `sha256 hex` | the component bytes |
+//! | `journal` | record number (u64 big-endian) | a change whose writes a flush has not yet covered (see [`journal`]) |
 //!
-//! Every multi-record change (ingest, finishing an attempt, cancelling) is one
-//! sled transaction across the trees it touches, so a crash leaves either all
-//! of it or none. Durability is explicit: [`Store::durable`] waits for a flush
-//! that covers every write made before the call, and concurrent callers share
-//! one flush (group commit) instead of paying one each.
+//! Every change (ingest, finishing an attempt, cancelling, a subscription
+//! written) goes through the [`journal`]: atomic across the trees it
+//! touches, so a crash leaves either all of it or none, without sled
+//! transactions and the store-wide lock they bring. Durability is explicit:
+//! [`Store::durable`] waits for a flush that covers every write made before
+//! the call, and concurrent callers share one flush (group commit) instead
+//! of paying one each.
 //!
-//! Ingests are also batched: sled seals and syncs its log buffer around every
-//! transaction, so one transaction per event would cost several disk writes
-//! each. [`Store::ingest`] checks for a duplicate and stages the encoded
-//! records; the commit thread writes everything staged in one transaction
-//! just before its next flush. A staged event is therefore visible to readers
+//! Ingests are also batched: every change costs a journal record and sled
+//! seals its log buffer at every flush, so one change per event would cost
+//! several disk writes each. [`Store::ingest`] checks for a duplicate and
+//! stages the encoded records; the commit thread writes everything staged
+//! as one change just before its next flush. A staged event is therefore visible to readers
 //! only once [`Store::durable`] has returned, which is when it may be
 //! acknowledged anyway. Events with a delivery to an `ordered` subscription
 //! are written at once instead, since picking the head needs the committed
@@ -60,13 +63,15 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::watch;
 
 use crate::clock::Timestamp;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 use crate::model::{Attempt, Delivery, DeliveryState, Event, Subscription};
+
+mod journal;
+
+use journal::{Change, Journal, Slot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,6 +82,8 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    #[error("storage journal: {0}")]
+    Journal(String),
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -90,8 +97,8 @@ const CACHE_BYTES: u64 = 8 << 20;
 /// How long opening waits for the data directory's lock (see [`open_db`]).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
-/// Deliveries changed per transaction when cancelling or releasing a
-/// subscription's backlog: one transaction each would seal a log buffer
+/// Deliveries changed per change when cancelling or releasing a
+/// subscription's backlog: one change each would write a journal record
 /// per delivery, one for all would hold a huge write set in memory.
 const CHANGE_CHUNK: usize = 256;
 
@@ -188,7 +195,7 @@ struct Inner {
     /// changes of batched attempts as it commits them.
     index: Arc<RwLock<SubscriptionIndex>>,
     /// Serialises changes to ordered subscriptions' heads: picking the next
-    /// delivery needs a range scan, which sled transactions cannot do.
+    /// delivery needs a range scan, made before the change is built.
     ordered: Mutex<()>,
     commit: Flusher,
 }
@@ -207,6 +214,7 @@ struct Trees {
     sub_attempts: sled::Tree,
     plugins: sled::Tree,
     plugin_blobs: sled::Tree,
+    journal: Journal,
 }
 
 fn key2(a: &str, b: &str) -> Vec<u8> {
@@ -297,8 +305,6 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
     })
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
-
 /// Up to this many deliveries made at ingest are kept in the event's own
 /// record, which spares ingest a `deliveries` and an `event_deliveries`
 /// write per delivery (sled's cost is per write). Every attempt reads the
@@ -371,17 +377,6 @@ fn decode_entry<T: for<'de> Deserialize<'de>>(
     decode(&k, &v)
 }
 
-fn tx_decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> TxResult<T> {
-    decode(key, bytes).map_err(ConflictableTransactionError::Abort)
-}
-
-fn untx<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
-    r.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Sled(e),
-    })
-}
-
 /// Opens sled, waiting up to [`LOCK_WAIT`] for its file lock.
 ///
 /// sled's I/O threads hold the lock until their last queued write is done,
@@ -411,17 +406,11 @@ fn open_db(path: &Path) -> Result<sled::Db> {
     }
 }
 
-fn put_delivery(
-    deliveries: &TransactionalTree,
-    queue: &TransactionalTree,
-    d: &Delivery,
-    queued: bool,
-) -> TxResult<()> {
-    deliveries.insert(d.id.as_str().as_bytes(), encode(d))?;
+fn put_delivery(c: &mut Change<'_>, d: &Delivery, queued: bool) {
+    c.insert(Slot::Deliveries, d.id.as_str(), encode(d));
     if queued && let Some(due) = d.next_attempt_at {
-        queue.insert(queue_key(due, &d.id), queue_value(d))?;
+        c.insert(Slot::Queue, queue_key(due, &d.id), queue_value(d));
     }
-    Ok(())
 }
 
 impl Store {
@@ -439,7 +428,9 @@ impl Store {
             sub_attempts: db.open_tree("sub_attempts")?,
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
+            journal: Journal::new(db.open_tree("journal")?),
         });
+        trees.journal.replay(&trees)?;
         let index = Arc::new(RwLock::new(SubscriptionIndex::default()));
         let inner = Inner {
             trees: trees.clone(),
@@ -483,7 +474,10 @@ impl Store {
             .index_read()
             .get(&sub.tenant, &sub.id)
             .is_some_and(|before| before.ordered);
-        self.inner.trees.subscriptions.insert(key, encode(sub))?;
+        self.inner.trees.write(|c| {
+            c.insert(Slot::Subscriptions, key, encode(sub));
+            Ok(())
+        })?;
         self.index_write().put(sub.clone());
         if was_ordered && !sub.ordered {
             self.release_waiting(&sub.tenant, &sub.id)?;
@@ -551,12 +545,12 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool> {
         self.cancel_pending(tenant, id, now)?;
-        let existed = self
-            .inner
-            .trees
-            .subscriptions
-            .remove(key2(tenant.as_str(), id.as_str()))?
-            .is_some();
+        let key = key2(tenant.as_str(), id.as_str());
+        let existed = self.inner.trees.write(|c| {
+            let existed = c.get(Slot::Subscriptions, &key)?.is_some();
+            c.remove(Slot::Subscriptions, key);
+            Ok(existed)
+        })?;
         self.index_write().remove(tenant, id);
         Ok(existed)
     }
@@ -586,13 +580,12 @@ impl Store {
         }
         ids.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         ids.dedup_by(|a, b| a.id == b.id);
-        let cancelled = self.take_pending(tenant, id, &ids, |d, deliveries, queue| {
+        let cancelled = self.take_pending(tenant, id, &ids, |d, c| {
             if let Some(due) = d.next_attempt_at.take() {
-                queue.remove(queue_key(due, &d.id))?;
+                c.remove(Slot::Queue, queue_key(due, &d.id));
             }
             d.state = DeliveryState::Cancelled;
-            deliveries.insert(d.id.as_str().as_bytes(), encode(d))?;
-            Ok(())
+            c.insert(Slot::Deliveries, d.id.as_str(), encode(d));
         })?;
         Ok(cancelled.len())
     }
@@ -620,11 +613,10 @@ impl Store {
     /// already: it moves to the same place).
     fn release_waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<()> {
         let ids = self.waiting(tenant, id)?;
-        let released = self.take_pending(tenant, id, &ids, |d, _, queue| {
+        let released = self.take_pending(tenant, id, &ids, |d, c| {
             if let Some(due) = d.next_attempt_at {
-                queue.insert(queue_key(due, &d.id), queue_value(d))?;
+                c.insert(Slot::Queue, queue_key(due, &d.id), queue_value(d));
             }
-            Ok(())
         })?;
         let lowest = released
             .iter()
@@ -637,37 +629,35 @@ impl Store {
     }
 
     /// Takes the subscription's deliveries `ids` out of `sub_pending` and
-    /// applies `change` (given the deliveries and queue trees) to those still
-    /// pending, [`CHANGE_CHUNK`] per transaction; returns them as changed.
+    /// applies `change` to those still pending, [`CHANGE_CHUNK`] per
+    /// change; returns them as changed.
     fn take_pending(
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
         ids: &[Queued],
-        change: impl Fn(&mut Delivery, &TransactionalTree, &TransactionalTree) -> TxResult<()>,
+        change: impl Fn(&mut Delivery, &mut Change<'_>),
     ) -> Result<Vec<Delivery>> {
-        let i = &*self.inner.trees;
         let mut changed = Vec::new();
         for chunk in ids.chunks(CHANGE_CHUNK) {
-            changed.extend(untx(
-                (&i.deliveries, &i.events, &i.queue, &i.sub_pending).transaction(
-                    |(deliveries, events, queue, sub_pending)| {
-                        let mut changed = Vec::with_capacity(chunk.len());
-                        for q in chunk {
-                            let dlv = &q.id;
-                            sub_pending.remove(key3(tenant.as_str(), id.as_str(), dlv.as_str()))?;
-                            let Some(mut d) = tx_delivery(deliveries, events, q)? else {
-                                continue;
-                            };
-                            if d.state == DeliveryState::Pending {
-                                change(&mut d, deliveries, queue)?;
-                                changed.push(d);
-                            }
-                        }
-                        Ok(changed)
-                    },
-                ),
-            )?);
+            changed.extend(self.inner.trees.write(|c| {
+                let mut changed = Vec::with_capacity(chunk.len());
+                for q in chunk {
+                    let dlv = &q.id;
+                    c.remove(
+                        Slot::SubPending,
+                        key3(tenant.as_str(), id.as_str(), dlv.as_str()),
+                    );
+                    let Some(mut d) = current_delivery(c, q)? else {
+                        continue;
+                    };
+                    if d.state == DeliveryState::Pending {
+                        change(&mut d, c);
+                        changed.push(d);
+                    }
+                }
+                Ok(changed)
+            })?);
         }
         Ok(changed)
     }
@@ -720,13 +710,13 @@ impl Store {
         Ok(Ingested::New(receipt))
     }
 
-    /// [`Store::ingest`] as its own transaction, written at once: for events
+    /// [`Store::ingest`] as its own change, written at once: for events
     /// with deliveries to ordered subscriptions, whose heads are decided from
     /// the committed state.
     fn ingest_now(&self, event: &Event, deliveries: &[(Delivery, bool)]) -> Result<Ingested> {
         let _ordered = self.ordered_lock();
         // Which ordered deliveries become their subscription's head: decided
-        // under the lock, before the transaction, since it needs a scan.
+        // under the lock, before the change, since it needs a scan.
         let mut queued = Vec::with_capacity(deliveries.len());
         for (d, ordered) in deliveries {
             let head = !*ordered
@@ -747,12 +737,11 @@ impl Store {
             .source_id
             .as_deref()
             .map(|s| key2(event.tenant.as_str(), s));
-        // Held through the transaction so a staged twin cannot slip in between.
+        // Held through the change so a staged twin cannot slip in between.
         let staged = self.inner.commit.commit.lock_staged();
         if let Some(first) = source_key.as_ref().and_then(|k| staged.source_ids.get(k)) {
             return Ok(Ingested::Duplicate(first.clone()));
         }
-        let i = &*self.inner.trees;
         let earliest = deliveries
             .iter()
             .zip(&queued)
@@ -760,39 +749,30 @@ impl Store {
             .filter_map(|((d, _), _)| Some(queue_key(d.next_attempt_at?, &d.id)))
             .min();
         let EventWrites { record, unkept } = event_writes(event, deliveries);
-        let ingested = untx(
-            (
-                &i.events,
-                &i.source_ids,
-                &i.deliveries,
-                &i.event_deliveries,
-                &i.queue,
-                &i.sub_pending,
-            )
-                .transaction(
-                    |(events, source_ids, dtree, event_deliveries, queue, sub_pending)| {
-                        if let Some(key) = &source_key {
-                            if let Some(first) = source_ids.get(key)? {
-                                return Ok(Ingested::Duplicate(tx_decode(key, &first)?));
-                            }
-                            source_ids.insert(key.as_slice(), encode(&receipt))?;
-                        }
-                        events.insert(event.id.as_str().as_bytes(), record.as_slice())?;
-                        for (d, _) in unkept {
-                            event_deliveries
-                                .insert(event_delivery_key(&event.id, &d.id), &[][..])?;
-                        }
-                        // Rows for all, as every ordered delivery needs one.
-                        for ((d, ordered), &head) in deliveries.iter().zip(&queued) {
-                            put_delivery(dtree, queue, d, head)?;
-                            if *ordered {
-                                sub_pending.insert(pending_key(d), &[][..])?;
-                            }
-                        }
-                        Ok(Ingested::New(receipt.clone()))
-                    },
-                ),
-        )?;
+        let ingested = self.inner.trees.write(|c| {
+            if let Some(key) = &source_key {
+                if let Some(first) = c.get(Slot::SourceIds, key)? {
+                    return Ok(Ingested::Duplicate(decode(key, &first)?));
+                }
+                c.insert(Slot::SourceIds, key.as_slice(), encode(&receipt));
+            }
+            c.insert(Slot::Events, event.id.as_str(), record);
+            for (d, _) in unkept {
+                c.insert(
+                    Slot::EventDeliveries,
+                    event_delivery_key(&event.id, &d.id),
+                    &[][..],
+                );
+            }
+            // Rows for all, as every ordered delivery needs one.
+            for ((d, ordered), &head) in deliveries.iter().zip(&queued) {
+                put_delivery(c, d, head);
+                if *ordered {
+                    c.insert(Slot::SubPending, pending_key(d), &[][..]);
+                }
+            }
+            Ok(Ingested::New(receipt.clone()))
+        })?;
         if let Some(key) = earliest {
             self.inner.commit.commit.queued(key);
         }
@@ -879,19 +859,18 @@ impl Store {
                 .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
                 .next()
                 .is_none();
-        let i = &*self.inner.trees;
-        untx(
-            (&i.deliveries, &i.event_deliveries, &i.queue, &i.sub_pending).transaction(
-                |(dtree, event_deliveries, queue, sub_pending)| {
-                    put_delivery(dtree, queue, d, head)?;
-                    event_deliveries.insert(event_delivery_key(&d.event_id, &d.id), &[][..])?;
-                    if ordered {
-                        sub_pending.insert(pending_key(d), &[][..])?;
-                    }
-                    Ok(())
-                },
-            ),
-        )?;
+        self.inner.trees.write(|c| {
+            put_delivery(c, d, head);
+            c.insert(
+                Slot::EventDeliveries,
+                event_delivery_key(&d.event_id, &d.id),
+                &[][..],
+            );
+            if ordered {
+                c.insert(Slot::SubPending, pending_key(d), &[][..]);
+            }
+            Ok(())
+        })?;
         if head && let Some(due) = d.next_attempt_at {
             self.inner.commit.commit.queued(queue_key(due, &d.id));
         }
@@ -967,7 +946,7 @@ impl Store {
 
     /// Records an attempt and its consequences, durably. Attempts of
     /// unordered deliveries are batched with whatever else is staged (one
-    /// transaction and one flush for all); ordered ones go through
+    /// change and one flush for all); ordered ones go through
     /// [`Store::finish_attempt`], which picks the next head.
     pub async fn record_attempt(
         &self,
@@ -996,7 +975,7 @@ impl Store {
         self.durable().await
     }
 
-    /// Records an attempt and its consequences in one transaction. When the
+    /// Records an attempt and its consequences in one change. When the
     /// delivery ends and its subscription is ordered, the next pending delivery
     /// of that subscription is queued at `now`. A delivery that was cancelled
     /// while the attempt ran keeps its state; the attempt is still recorded.
@@ -1010,7 +989,7 @@ impl Store {
         let a = &result.attempt;
         let _ordered = ordered.then(|| self.ordered_lock());
         let pending = pending_key(d);
-        // The next head, found before the transaction (the lock keeps it valid).
+        // The next head, found before the change (the lock keeps it valid).
         let next_head = if ordered && d.state.is_final() {
             let prefix = prefix2(d.tenant.as_str(), d.subscription_id.as_str());
             let mut next = None;
@@ -1025,54 +1004,45 @@ impl Store {
         } else {
             None
         };
-        // Held across the transaction, as in a batch (`commit_batch`).
+        // Held across the change, as in a batch (`commit_batch`).
         let mut index = result.subscription.is_some().then(|| self.index_write());
-        let i = &*self.inner.trees;
-        let wrote_subscription = untx(
-            (
-                &i.deliveries,
-                &i.queue,
-                &i.sub_pending,
-                &i.attempts,
-                &i.sub_attempts,
-                &i.subscriptions,
-            )
-                .transaction(
-                    |(dtree, queue, sub_pending, attempts, sub_attempts, subscriptions)| {
-                        attempts.insert(a.id.as_str().as_bytes(), encode(a))?;
-                        sub_attempts.insert(
-                            key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
-                            &[][..],
-                        )?;
-                        let before: Delivery = match dtree.get(d.id.as_str())? {
-                            Some(raw) => tx_decode(d.id.as_str().as_bytes(), &raw)?,
-                            None => result.found.clone(),
-                        };
-                        if let Some(due) = before.next_attempt_at {
-                            queue.remove(queue_key(due, &before.id))?;
-                        }
-                        if before.state != DeliveryState::Pending {
-                            return Ok(false);
-                        }
-                        put_delivery(dtree, queue, d, true)?;
-                        if ordered && d.state.is_final() {
-                            sub_pending.remove(pending.as_slice())?;
-                            if let Some(next) = &next_head
-                                && let Some(raw) = dtree.get(next.as_str())?
-                            {
-                                let mut n: Delivery = tx_decode(next.as_str().as_bytes(), &raw)?;
-                                n.next_attempt_at = Some(now.max(n.next_attempt_at.unwrap_or(now)));
-                                put_delivery(dtree, queue, &n, true)?;
-                            }
-                        }
-                        if let Some(sub) = &result.subscription {
-                            subscriptions
-                                .insert(key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))?;
-                        }
-                        Ok(result.subscription.is_some())
-                    },
-                ),
-        )?;
+        let wrote_subscription = self.inner.trees.write(|c| {
+            c.insert(Slot::Attempts, a.id.as_str(), encode(a));
+            c.insert(
+                Slot::SubAttempts,
+                key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
+                &[][..],
+            );
+            let before: Delivery = match c.get(Slot::Deliveries, d.id.as_str().as_bytes())? {
+                Some(raw) => decode(d.id.as_str().as_bytes(), &raw)?,
+                None => result.found.clone(),
+            };
+            if let Some(due) = before.next_attempt_at {
+                c.remove(Slot::Queue, queue_key(due, &before.id));
+            }
+            if before.state != DeliveryState::Pending {
+                return Ok(false);
+            }
+            put_delivery(c, d, true);
+            if ordered && d.state.is_final() {
+                c.remove(Slot::SubPending, pending.as_slice());
+                if let Some(next) = &next_head
+                    && let Some(raw) = c.get(Slot::Deliveries, next.as_str().as_bytes())?
+                {
+                    let mut n: Delivery = decode(next.as_str().as_bytes(), &raw)?;
+                    n.next_attempt_at = Some(now.max(n.next_attempt_at.unwrap_or(now)));
+                    put_delivery(c, &n, true);
+                }
+            }
+            if let Some(sub) = &result.subscription {
+                c.insert(
+                    Slot::Subscriptions,
+                    key2(sub.tenant.as_str(), sub.id.as_str()),
+                    encode(sub),
+                );
+            }
+            Ok(result.subscription.is_some())
+        })?;
         if let (Some(index), Some(sub), true) =
             (index.as_mut(), &result.subscription, wrote_subscription)
         {
@@ -1148,14 +1118,11 @@ impl Store {
     // --- plugins ---
 
     pub fn put_plugin(&self, record: &PluginRecord, wasm: &[u8]) -> Result<()> {
-        let i = &*self.inner.trees;
-        untx(
-            (&i.plugins, &i.plugin_blobs).transaction(|(plugins, blobs)| {
-                blobs.insert(record.sha256.as_bytes(), wasm)?;
-                plugins.insert(record.name.as_str().as_bytes(), encode(record))?;
-                Ok(())
-            }),
-        )
+        self.inner.trees.write(|c| {
+            c.insert(Slot::PluginBlobs, record.sha256.as_str(), wasm);
+            c.insert(Slot::Plugins, record.name.as_str(), encode(record));
+            Ok(())
+        })
     }
 
     pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
@@ -1275,16 +1242,6 @@ struct StagedFinish {
     found: Delivery,
 }
 
-/// Which of the [`Trees`] a staged write goes to.
-#[derive(Clone, Copy)]
-enum Slot {
-    Events,
-    SourceIds,
-    Deliveries,
-    EventDeliveries,
-    Queue,
-}
-
 /// Ingests accepted but not yet written to sled.
 #[derive(Default)]
 struct Staged {
@@ -1297,41 +1254,34 @@ struct Staged {
     source_keys: Vec<Vec<u8>>,
 }
 
-/// [`Store::delivery`] inside a transaction.
-fn tx_delivery(
-    deliveries: &TransactionalTree,
-    events: &TransactionalTree,
-    q: &Queued,
-) -> TxResult<Option<Delivery>> {
-    if let Some(raw) = deliveries.get(q.id.as_str())? {
-        return tx_decode(q.id.as_str().as_bytes(), &raw).map(Some);
+/// A queued delivery as it stands, read within a change: its row, else
+/// the copy in its event's record (see the module doc).
+fn current_delivery(c: &Change<'_>, q: &Queued) -> Result<Option<Delivery>> {
+    let id = q.id.as_str().as_bytes();
+    if let Some(raw) = c.get(Slot::Deliveries, id)? {
+        return decode(id, &raw).map(Some);
     }
     let Some(event) = &q.event else {
         return Ok(None);
     };
     let key = event.as_str().as_bytes();
-    match events.get(key)? {
-        Some(record) => Ok(IngestDeliveries::read(key, &record)
-            .map_err(ConflictableTransactionError::Abort)?
-            .take(&q.id)),
+    match c.get(Slot::Events, key)? {
+        Some(record) => Ok(IngestDeliveries::read(key, &record)?.take(&q.id)),
         None => Ok(None),
     }
 }
 
-/// One staged finished attempt inside the batch transaction; see
+/// One staged finished attempt within the batch's change; see
 /// [`Store::finish_attempt`] for the rules. `true` when it wrote the
 /// attempt's subscription change.
-fn finish_in(
-    deliveries: &TransactionalTree,
-    queue: &TransactionalTree,
-    attempts: &TransactionalTree,
-    sub_attempts: &TransactionalTree,
-    subscriptions: &TransactionalTree,
-    f: &StagedFinish,
-) -> TxResult<bool> {
-    attempts.insert(f.attempt_id.as_slice(), f.attempt.as_slice())?;
-    sub_attempts.insert(f.sub_attempt_key.as_slice(), &[][..])?;
-    let before: Delivery = match deliveries.get(&f.delivery_id)? {
+fn finish_in(c: &mut Change<'_>, f: &StagedFinish) -> Result<bool> {
+    c.insert(
+        Slot::Attempts,
+        f.attempt_id.as_slice(),
+        f.attempt.as_slice(),
+    );
+    c.insert(Slot::SubAttempts, f.sub_attempt_key.as_slice(), &[][..]);
+    let before: Delivery = match c.get(Slot::Deliveries, &f.delivery_id)? {
         // One unreadable record must not hold up the whole batch.
         Some(raw) => match decode(&f.delivery_id, &raw) {
             Ok(d) => d,
@@ -1343,77 +1293,70 @@ fn finish_in(
         None => f.found.clone(),
     };
     if let Some(due) = before.next_attempt_at {
-        queue.remove(queue_key(due, &before.id))?;
+        c.remove(Slot::Queue, queue_key(due, &before.id));
     }
     if before.state != DeliveryState::Pending {
         return Ok(false);
     }
-    deliveries.insert(f.delivery_id.as_slice(), f.delivery.as_slice())?;
+    c.insert(
+        Slot::Deliveries,
+        f.delivery_id.as_slice(),
+        f.delivery.as_slice(),
+    );
     if let Some((key, value)) = &f.requeue {
-        queue.insert(key.as_slice(), value.as_slice())?;
+        c.insert(Slot::Queue, key.as_slice(), value.as_slice());
     }
     if let Some(sub) = &f.subscription {
-        subscriptions.insert(key2(sub.tenant.as_str(), sub.id.as_str()), encode(sub))?;
+        c.insert(
+            Slot::Subscriptions,
+            key2(sub.tenant.as_str(), sub.id.as_str()),
+            encode(sub),
+        );
     }
     Ok(f.subscription.is_some())
 }
 
 impl Trees {
-    /// Writes a batch of staged records and finished attempts in one
-    /// transaction; returns the subscription changes it wrote.
+    fn tree(&self, slot: Slot) -> &sled::Tree {
+        match slot {
+            Slot::Subscriptions => &self.subscriptions,
+            Slot::Events => &self.events,
+            Slot::SourceIds => &self.source_ids,
+            Slot::Deliveries => &self.deliveries,
+            Slot::EventDeliveries => &self.event_deliveries,
+            Slot::Queue => &self.queue,
+            Slot::SubPending => &self.sub_pending,
+            Slot::Attempts => &self.attempts,
+            Slot::SubAttempts => &self.sub_attempts,
+            Slot::Plugins => &self.plugins,
+            Slot::PluginBlobs => &self.plugin_blobs,
+        }
+    }
+
+    /// Makes the change `build` describes, atomically (see [`journal`]).
+    fn write<T>(&self, build: impl FnOnce(&mut Change<'_>) -> Result<T>) -> Result<T> {
+        self.journal.write(self, build)
+    }
+
+    /// Writes a batch of staged records and finished attempts as one
+    /// change; returns the subscription changes it wrote.
     fn commit<'f>(
         &self,
         writes: &[(Slot, Vec<u8>, Vec<u8>)],
         finishes: &'f [StagedFinish],
     ) -> Result<Vec<&'f Subscription>> {
-        untx(
-            (
-                &self.events,
-                &self.source_ids,
-                &self.deliveries,
-                &self.event_deliveries,
-                &self.queue,
-                &self.attempts,
-                &self.sub_attempts,
-                &self.subscriptions,
-            )
-                .transaction(
-                    |(
-                        events,
-                        source_ids,
-                        deliveries,
-                        event_deliveries,
-                        queue,
-                        attempts,
-                        sub_attempts,
-                        subscriptions,
-                    )| {
-                        let mut changed = Vec::new();
-                        for f in finishes {
-                            let wrote = finish_in(
-                                deliveries,
-                                queue,
-                                attempts,
-                                sub_attempts,
-                                subscriptions,
-                                f,
-                            )?;
-                            changed.extend(f.subscription.as_ref().filter(|_| wrote));
-                        }
-                        for (slot, key, value) in writes {
-                            let tree = match slot {
-                                Slot::Events => events,
-                                Slot::SourceIds => source_ids,
-                                Slot::Deliveries => deliveries,
-                                Slot::EventDeliveries => event_deliveries,
-                                Slot::Queue => queue,
-                            };
-                            tree.insert(key.as_slice(), value.as_slice())?;
-                        }
-                        Ok(changed)
-                    },
-                ),
-        )
+        self.write(|c| {
+            let mut changed = Vec::new();
+            for f in finishes {
+                if finish_in(c, f)? {
+                    changed.extend(&f.subscription);
+                }
+            }
+            for (slot, key, value) in writes {
+                c.insert(*slot, key.as_slice(), value.as_slice());
+            }
+            Ok(changed)
+        })
     }
 }
 
@@ -1510,10 +1453,14 @@ impl GroupCommit {
             if !writes.is_empty() || !finishes.is_empty() {
                 self.commit_batch(&writes, &finishes, &source_keys);
             }
+            let journaled = self.trees.journal.applied();
             match db.flush() {
                 Ok(_) => {
                     self.failed.send_replace(None);
                     self.flushed.send_replace(target);
+                    if let Err(e) = self.trees.journal.forget(journaled) {
+                        tracing::error!(error = %e, "removing applied journal records failed");
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "flushing storage failed; retrying");
@@ -1555,7 +1502,7 @@ impl GroupCommit {
         // A subscription change (failure count, disabling) must reach the
         // index no later than readers of sled can see it, or an ingest could
         // still match a subscription the API already shows disabled: hold
-        // the index across the transaction (rarely: only batches with one).
+        // the index across the change (rarely: only batches with one).
         let mut index = finishes
             .iter()
             .any(|f| f.subscription.is_some())
@@ -2187,7 +2134,7 @@ mod tests {
         store.put_subscription(&s2).unwrap();
         let mut mine = Vec::new();
         let mut theirs = Vec::new();
-        // More than one transaction's worth, some retrying later, one done.
+        // More than one change's worth, some retrying later, one done.
         for n in 0..(CHANGE_CHUNK as u64 + 20) {
             let e = event(None);
             let (d1, d2) = (delivery(&e, &s1, 100 + n), delivery(&e, &s2, 100));
@@ -2328,6 +2275,98 @@ mod tests {
         assert_eq!(page3.attempts.len(), 1);
         assert_eq!(page3.next, None);
         assert!(page2.attempts[0].id < page1.attempts[1].id);
+    }
+
+    #[tokio::test]
+    async fn a_change_left_in_the_journal_is_applied_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = sub("kept", &["*"], false);
+        let key = key2(kept.tenant.as_str(), kept.id.as_str());
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let trees = &*store.inner.trees;
+            // Two changes journaled, neither applied (a crash in between):
+            // the second one's removal must win over the first's insert.
+            trees
+                .journal
+                .record_only(trees, |c| {
+                    c.insert(Slot::Subscriptions, key.as_slice(), encode(&kept));
+                    c.insert(
+                        Slot::Subscriptions,
+                        b"acme\0gone".as_slice(),
+                        b"{}".as_slice(),
+                    );
+                    c.insert(
+                        Slot::Queue,
+                        queue_key(Timestamp(5), &DeliveryId::generate()),
+                        b"x".as_slice(),
+                    );
+                })
+                .unwrap();
+            trees
+                .journal
+                .record_only(trees, |c| {
+                    c.remove(Slot::Subscriptions, b"acme\0gone".as_slice())
+                })
+                .unwrap();
+            assert_eq!(store.queue_len(), 0);
+            store.durable().await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get_subscription(&tenant(), &kept.id).unwrap(),
+            Some(kept.clone())
+        );
+        assert!(
+            store
+                .inner
+                .trees
+                .subscriptions
+                .get(b"acme\0gone")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.queue_len(), 1);
+        // Read into the index too, as anything stored before the start is.
+        assert!(store.current_subscription(&tenant(), &kept.id).is_some());
+        // Dropped once a flush covers what they wrote; new changes go on.
+        assert_eq!(store.inner.trees.journal.len(), 2);
+        store.durable().await.unwrap();
+        assert_eq!(store.inner.trees.journal.len(), 0);
+        store.put_subscription(&sub("next", &["*"], false)).unwrap();
+        store.durable().await.unwrap();
+        assert_eq!(store.inner.trees.journal.len(), 0);
+        assert_eq!(store.list_subscriptions(&tenant()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_change_reads_its_own_writes_and_a_failed_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let trees = &*store.inner.trees;
+        trees.events.insert(b"before", b"old".as_slice()).unwrap();
+        trees
+            .write(|c| {
+                assert_eq!(c.get(Slot::Events, b"before")?.unwrap(), b"old");
+                c.insert(Slot::Events, b"before".as_slice(), b"new".as_slice());
+                assert_eq!(c.get(Slot::Events, b"before")?.unwrap(), b"new");
+                c.remove(Slot::Events, b"before".as_slice());
+                assert!(c.get(Slot::Events, b"before")?.is_none());
+                // Same key, another tree: untouched.
+                assert!(c.get(Slot::Deliveries, b"before")?.is_none());
+                c.insert(Slot::Events, b"after".as_slice(), b"1".as_slice());
+                Ok(())
+            })
+            .unwrap();
+        assert!(trees.events.get(b"before").unwrap().is_none());
+        assert_eq!(trees.events.get(b"after").unwrap().unwrap(), b"1");
+        let failed: Result<()> = trees.write(|c| {
+            c.insert(Slot::Events, b"never".as_slice(), b"1".as_slice());
+            Err(StoreError::Journal("the change gives up".into()))
+        });
+        assert!(failed.is_err());
+        assert!(trees.events.get(b"never").unwrap().is_none());
+        assert_eq!(trees.journal.len(), 1);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! attempt needs (or finds it should not run), [`execute`] runs the plugin and
 //! makes the HTTP call, [`conclude`] decides what the result means for the
 //! delivery and the subscription. Only [`attempt`] touches the store's write
-//! side, in one transaction (batched with other attempts and ingests).
+//! side, in one atomic change (batched with other attempts and ingests).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};

@@ -31,11 +31,11 @@
 //! seals its log buffer at every flush, so one change per event would cost
 //! several disk writes each. [`Store::ingest`] checks for a duplicate and
 //! stages the encoded records; the commit thread writes everything staged
-//! as one change just before its next flush. A staged event is therefore visible to readers
-//! only once [`Store::durable`] has returned, which is when it may be
-//! acknowledged anyway. Events with a delivery to an `ordered` subscription
-//! are written at once instead, since picking the head needs the committed
-//! state.
+//! as one change just before its next flush. A staged event is therefore
+//! visible to readers only once [`Store::durable`] has returned, which is
+//! when it may be acknowledged anyway. Events with a delivery to an
+//! `ordered` subscription are written at once instead, since picking the
+//! head needs the committed state.
 //!
 //! A delivery is in `queue` while it may run; an `ordered` subscription's
 //! deliveries wait in `sub_pending` only, and the head is queued when the one

@@ -14,8 +14,8 @@
 //! atomic, and sled recovers a prefix of its log after a crash, so if any
 //! write of a change survived, its record did too: opening the store applies
 //! the records it finds again, in order, before the store is used
-//! ([`Journal::replay`]). A record
-//! is removed once a flush covers its writes ([`Journal::forget`]).
+//! ([`Journal::replay`]). A record is removed once a flush covers its
+//! writes ([`Journal::forget`]).
 //!
 //! Writers take turns (one lock), so changes apply in record order and
 //! replaying what is left of the journal, in order, ends where the last

@@ -1456,11 +1456,13 @@ impl GroupCommit {
             let journaled = self.trees.journal.applied();
             match db.flush() {
                 Ok(_) => {
-                    self.failed.send_replace(None);
-                    self.flushed.send_replace(target);
+                    // Before waking the waiters, so a caller of `durable`
+                    // finds the journal without what it wrote.
                     if let Err(e) = self.trees.journal.forget(journaled) {
                         tracing::error!(error = %e, "removing applied journal records failed");
                     }
+                    self.failed.send_replace(None);
+                    self.flushed.send_replace(target);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "flushing storage failed; retrying");

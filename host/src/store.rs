@@ -406,6 +406,14 @@ fn open_db(path: &Path) -> Result<sled::Db> {
     }
 }
 
+fn put_subscription(c: &mut Change<'_>, sub: &Subscription) {
+    c.insert(
+        Slot::Subscriptions,
+        key2(sub.tenant.as_str(), sub.id.as_str()),
+        encode(sub),
+    );
+}
+
 fn put_delivery(c: &mut Change<'_>, d: &Delivery, queued: bool) {
     c.insert(Slot::Deliveries, d.id.as_str(), encode(d));
     if queued && let Some(due) = d.next_attempt_at {
@@ -468,14 +476,13 @@ impl Store {
     /// Creates or replaces the subscription; one that stops being ordered
     /// releases whatever still waits behind its head.
     pub fn put_subscription(&self, sub: &Subscription) -> Result<()> {
-        let key = key2(sub.tenant.as_str(), sub.id.as_str());
         let _ordered = self.ordered_lock();
         let was_ordered = self
             .index_read()
             .get(&sub.tenant, &sub.id)
             .is_some_and(|before| before.ordered);
         self.inner.trees.write(|c| {
-            c.insert(Slot::Subscriptions, key, encode(sub));
+            put_subscription(c, sub);
             Ok(())
         })?;
         self.index_write().put(sub.clone());
@@ -1035,11 +1042,7 @@ impl Store {
                 }
             }
             if let Some(sub) = &result.subscription {
-                c.insert(
-                    Slot::Subscriptions,
-                    key2(sub.tenant.as_str(), sub.id.as_str()),
-                    encode(sub),
-                );
+                put_subscription(c, sub);
             }
             Ok(result.subscription.is_some())
         })?;
@@ -1307,11 +1310,7 @@ fn finish_in(c: &mut Change<'_>, f: &StagedFinish) -> Result<bool> {
         c.insert(Slot::Queue, key.as_slice(), value.as_slice());
     }
     if let Some(sub) = &f.subscription {
-        c.insert(
-            Slot::Subscriptions,
-            key2(sub.tenant.as_str(), sub.id.as_str()),
-            encode(sub),
-        );
+        put_subscription(c, sub);
     }
     Ok(f.subscription.is_some())
 }

@@ -1,6 +1,7 @@
 //! One row per scenario and the table they print as: throughput, ack-to-
-//! receipt latency, the server's own transform histogram, peak RSS, and the
-//! ratio to the raw loopback limit measured in the same run.
+//! receipt latency, the server's own transform histogram, peak RSS, CPU time
+//! per delivery, and the ratio to the raw loopback limit measured in the same
+//! run.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ pub struct Row {
     pub transform_p50: Option<Duration>,
     pub transform_p99: Option<Duration>,
     pub peak_rss_kib: Option<u64>,
+    /// CPU time per delivery: the server's, and the benchmark's own (load
+    /// generator and receiver), which shares the machine with it.
+    pub cpu_per_delivery: Option<(Duration, Duration)>,
     /// Anything the columns cannot say (counts, restart time, failures).
     pub note: String,
 }
@@ -97,8 +101,8 @@ fn time(d: Option<Duration>) -> String {
 pub fn table(rows: &[Row]) -> String {
     let raw = rows.first().and_then(Row::throughput);
     let mut out = String::from(
-        "| scenario | events/s | deliveries/s | e2e p50 | e2e p99 | transform p50 | transform p99 | peak RSS | vs raw | notes |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        "| scenario | events/s | deliveries/s | e2e p50 | e2e p99 | transform p50 | transform p99 | peak RSS | CPU/delivery (server + bench) | vs raw | notes |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
     for row in rows {
         let ratio = match (row.throughput(), raw) {
@@ -108,8 +112,11 @@ pub fn table(rows: &[Row]) -> String {
         let rss = row
             .peak_rss_kib
             .map_or("-".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
+        let cpu = row.cpu_per_delivery.map_or("-".into(), |(server, bench)| {
+            format!("{} + {} us", server.as_micros(), bench.as_micros())
+        });
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.name,
             rate(row.events_per_s),
             rate(row.deliveries_per_s),
@@ -118,6 +125,7 @@ pub fn table(rows: &[Row]) -> String {
             time(row.transform_p50),
             time(row.transform_p99),
             rss,
+            cpu,
             ratio,
             row.note
         ));

@@ -217,6 +217,8 @@ pub async fn ingest_then_restart(sizes: Sizes) -> (Row, Row) {
 struct EndToEnd {
     load: LoadResult,
     started: Instant,
+    /// Server and benchmark CPU time when the load started.
+    cpu_before: Option<(Duration, Duration)>,
     receipts: Vec<Receipt>,
     expected: u64,
 }
@@ -231,9 +233,29 @@ impl EndToEnd {
         row.transform_p50 = server::histogram_quantile(&metrics, TRANSFORM_HISTOGRAM, 0.5);
         row.transform_p99 = server::histogram_quantile(&metrics, TRANSFORM_HISTOGRAM, 0.99);
         row.peak_rss_kib = server.peak_rss_kib();
+        row.cpu_per_delivery = cpu_per_delivery(server, self.cpu_before, self.receipts.len());
         row.note = counts_note(&self.load, self.expected, &self.receipts);
         row
     }
+}
+
+/// The server's CPU time and the benchmark's own.
+fn cpu_times(server: &ServerProcess) -> Option<(Duration, Duration)> {
+    Some((server.cpu_time()?, server::cpu_time("self")?))
+}
+
+/// CPU time spent since `before`, per delivery.
+fn cpu_per_delivery(
+    server: &ServerProcess,
+    before: Option<(Duration, Duration)>,
+    deliveries: usize,
+) -> Option<(Duration, Duration)> {
+    let ((server_before, bench_before), (server_now, bench_now)) = (before?, cpu_times(server)?);
+    let n = u32::try_from(deliveries).ok().filter(|&n| n > 0)?;
+    Some((
+        server_now.saturating_sub(server_before) / n,
+        bench_now.saturating_sub(bench_before) / n,
+    ))
 }
 
 /// Ingests `events` closed-loop and waits for `per_event` deliveries of each.
@@ -246,6 +268,7 @@ async fn drive(
     per_event: u64,
 ) -> EndToEnd {
     let started = Instant::now();
+    let cpu_before = cpu_times(server);
     let load = load::closed_loop(
         ingest_target(server, body),
         CONCURRENCY,
@@ -259,6 +282,7 @@ async fn drive(
     EndToEnd {
         load,
         started,
+        cpu_before,
         receipts: receiver.take(),
         expected,
     }
@@ -363,6 +387,7 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
         "report_run_completed".into()
     });
     let started = Instant::now();
+    let cpu_before = cpu_times(&server);
     let load = load::open_loop(
         ingest_target(&server, body),
         sizes.fixed_rate,
@@ -376,6 +401,7 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
         expected: load.ok,
         load,
         started,
+        cpu_before,
         receipts: receiver.take(),
     };
     let mut row = run

@@ -1,7 +1,7 @@
 //! Server process control: writes a config to a temporary directory, runs
 //! the real `hookshape serve` on an ephemeral loopback port with a fresh data
 //! directory beside it, and reads what the benchmark reports from outside
-//! the process: its peak RSS (`VmHWM`) and its own `/metrics`.
+//! the process: its peak RSS (`VmHWM`), its CPU time and its own `/metrics`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -131,6 +131,11 @@ impl ServerProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// CPU time the server has used so far, user and system.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(&self.child.id()?.to_string())
+    }
+
     /// The server's `/metrics` text.
     pub async fn metrics(&self) -> String {
         let client = crate::load::client();
@@ -147,6 +152,20 @@ impl ServerProcess {
     pub async fn kill9(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`, 100 on Linux).
+const USER_HZ: u64 = 100;
+
+/// CPU time (user + system) of process `pid` (a number or `self`), from
+/// `/proc/<pid>/stat`.
+pub fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces:
+    // the 3rd field of the line (state) comes first, utime is the 14th, stime the 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
 }
 
 /// The `q` quantile of a Prometheus histogram in `metrics`, interpolated

@@ -965,19 +965,7 @@ impl Store {
             self.finish_attempt(result, ordered, now)?;
             return self.durable().await;
         }
-        let (d, a) = (&result.delivery, &result.attempt);
-        let staged = StagedFinish {
-            attempt_id: a.id.as_str().into(),
-            attempt: encode(a),
-            sub_attempt_key: key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
-            delivery_id: d.id.as_str().into(),
-            delivery: encode(d),
-            requeue: d
-                .next_attempt_at
-                .map(|due| (queue_key(due, &d.id), queue_value(d))),
-            subscription: result.subscription.clone(),
-            found: result.found.clone(),
-        };
+        let staged = StagedFinish::new(result);
         self.inner.commit.commit.lock_staged().finishes.push(staged);
         self.durable().await
     }
@@ -993,7 +981,6 @@ impl Store {
         now: Timestamp,
     ) -> Result<()> {
         let d = &result.delivery;
-        let a = &result.attempt;
         let _ordered = ordered.then(|| self.ordered_lock());
         let pending = pending_key(d);
         // The next head, found before the change (the lock keeps it valid).
@@ -1013,24 +1000,11 @@ impl Store {
         };
         // Held across the change, as in a batch (`commit_batch`).
         let mut index = result.subscription.is_some().then(|| self.index_write());
+        let staged = StagedFinish::new(result);
         let wrote_subscription = self.inner.trees.write(|c| {
-            c.insert(Slot::Attempts, a.id.as_str(), encode(a));
-            c.insert(
-                Slot::SubAttempts,
-                key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
-                &[][..],
-            );
-            let before: Delivery = match c.get(Slot::Deliveries, d.id.as_str().as_bytes())? {
-                Some(raw) => decode(d.id.as_str().as_bytes(), &raw)?,
-                None => result.found.clone(),
-            };
-            if let Some(due) = before.next_attempt_at {
-                c.remove(Slot::Queue, queue_key(due, &before.id));
-            }
-            if before.state != DeliveryState::Pending {
+            if !finish_in(c, &staged)? {
                 return Ok(false);
             }
-            put_delivery(c, d, true);
             if ordered && d.state.is_final() {
                 c.remove(Slot::SubPending, pending.as_slice());
                 if let Some(next) = &next_head
@@ -1040,9 +1014,6 @@ impl Store {
                     n.next_attempt_at = Some(now.max(n.next_attempt_at.unwrap_or(now)));
                     put_delivery(c, &n, true);
                 }
-            }
-            if let Some(sub) = &result.subscription {
-                put_subscription(c, sub);
             }
             Ok(result.subscription.is_some())
         })?;
@@ -1230,8 +1201,8 @@ impl SubscriptionIndex {
     }
 }
 
-/// A finished attempt of an unordered delivery, encoded, waiting for the
-/// next batch.
+/// A finished attempt, encoded for [`finish_in`]; an unordered delivery's
+/// is staged for the next batch.
 struct StagedFinish {
     attempt_id: Vec<u8>,
     attempt: Vec<u8>,
@@ -1243,6 +1214,24 @@ struct StagedFinish {
     subscription: Option<Subscription>,
     /// [`AttemptResult::found`].
     found: Delivery,
+}
+
+impl StagedFinish {
+    fn new(result: &AttemptResult) -> Self {
+        let (d, a) = (&result.delivery, &result.attempt);
+        StagedFinish {
+            attempt_id: a.id.as_str().into(),
+            attempt: encode(a),
+            sub_attempt_key: key3(a.tenant.as_str(), a.subscription_id.as_str(), a.id.as_str()),
+            delivery_id: d.id.as_str().into(),
+            delivery: encode(d),
+            requeue: d
+                .next_attempt_at
+                .map(|due| (queue_key(due, &d.id), queue_value(d))),
+            subscription: result.subscription.clone(),
+            found: result.found.clone(),
+        }
+    }
 }
 
 /// Ingests accepted but not yet written to sled.
@@ -1274,9 +1263,11 @@ fn current_delivery(c: &Change<'_>, q: &Queued) -> Result<Option<Delivery>> {
     }
 }
 
-/// One staged finished attempt within the batch's change; see
-/// [`Store::finish_attempt`] for the rules. `true` when it wrote the
-/// attempt's subscription change.
+/// One finished attempt within a change: the attempt is recorded, and the
+/// delivery (and the subscription's change, if any) updated unless it is no
+/// longer pending, e.g. cancelled while the attempt ran. `true` when it was
+/// still pending. A `Corrupt` error means the delivery's row is unreadable,
+/// found after the attempt's own writes.
 fn finish_in(c: &mut Change<'_>, f: &StagedFinish) -> Result<bool> {
     c.insert(
         Slot::Attempts,
@@ -1285,14 +1276,7 @@ fn finish_in(c: &mut Change<'_>, f: &StagedFinish) -> Result<bool> {
     );
     c.insert(Slot::SubAttempts, f.sub_attempt_key.as_slice(), &[][..]);
     let before: Delivery = match c.get(Slot::Deliveries, &f.delivery_id)? {
-        // One unreadable record must not hold up the whole batch.
-        Some(raw) => match decode(&f.delivery_id, &raw) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "skipping an attempt's delivery update");
-                return Ok(false);
-            }
-        },
+        Some(raw) => decode(&f.delivery_id, &raw)?,
         None => f.found.clone(),
     };
     if let Some(due) = before.next_attempt_at {
@@ -1312,7 +1296,7 @@ fn finish_in(c: &mut Change<'_>, f: &StagedFinish) -> Result<bool> {
     if let Some(sub) = &f.subscription {
         put_subscription(c, sub);
     }
-    Ok(f.subscription.is_some())
+    Ok(true)
 }
 
 impl Trees {
@@ -1347,8 +1331,14 @@ impl Trees {
         self.write(|c| {
             let mut changed = Vec::new();
             for f in finishes {
-                if finish_in(c, f)? {
-                    changed.extend(&f.subscription);
+                match finish_in(c, f) {
+                    Ok(true) => changed.extend(&f.subscription),
+                    Ok(false) => {}
+                    // One unreadable record must not hold up the whole batch.
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        tracing::error!(error = %e, "skipping an attempt's delivery update");
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             for (slot, key, value) in writes {

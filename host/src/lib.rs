@@ -20,5 +20,6 @@ pub mod model;
 pub mod plugin;
 pub mod registry;
 pub mod server;
+pub mod services;
 pub mod signing;
 pub mod store;

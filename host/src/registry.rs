@@ -10,9 +10,10 @@
 //! bounds) for uploads, which are stored with the record and reapplied at start.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::{RwLock, RwLockWriteGuard};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +21,7 @@ use crate::clock::Timestamp;
 use crate::config::{PluginConfig, non_zero, parse_duration, parse_size, plugin_memory};
 use crate::ids::PluginName;
 use crate::plugin::{LoadedPlugin, PluginError, PluginLimits, PluginRuntime};
-use crate::store::{PluginRecord, PluginSource, Store, StoreError};
+use crate::store::{PluginRecord, PluginSource, SharedStore, Store, StoreError};
 
 /// A plugin name bound to a compiled version and its limits.
 pub struct NamedPlugin {
@@ -89,16 +90,29 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The limits a stored upload runs with; records from before uploads had
-/// limits get the defaults.
+/// The limits a stored upload runs with.
 fn stored_limits(record: &PluginRecord) -> PluginLimits {
-    let defaults = PluginLimits::default();
     PluginLimits {
-        timeout: record
-            .timeout_ms
-            .map_or(defaults.timeout, Duration::from_millis),
-        memory_bytes: record.memory_bytes.unwrap_or(defaults.memory_bytes),
+        timeout: Duration::from_millis(record.timeout_ms),
+        memory_bytes: record.memory_bytes,
     }
+}
+
+/// An uploaded plugin as stored: its record and component bytes.
+pub struct StoredUpload {
+    pub record: PluginRecord,
+    pub wasm: Vec<u8>,
+}
+
+/// Reads every upload the store keeps (compiled by [`PluginRegistry::load_stored`]).
+pub async fn read_uploads(store: &dyn Store) -> Result<Vec<StoredUpload>, StoreError> {
+    let mut uploads = Vec::new();
+    for record in store.list_plugins().await? {
+        if let Some(wasm) = store.plugin_blob(&record.sha256).await? {
+            uploads.push(StoredUpload { record, wasm });
+        }
+    }
+    Ok(uploads)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +136,15 @@ pub enum RegistryError {
     },
     #[error("plugin {0} is declared in the config file; change it there")]
     ConfigManaged(PluginName),
+    #[error("plugin {name}: compiling stopped: {reason}")]
+    Aborted { name: PluginName, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 pub struct PluginRegistry {
-    runtime: PluginRuntime,
-    store: Store,
+    runtime: Arc<PluginRuntime>,
+    store: SharedStore,
     by_name: RwLock<HashMap<PluginName, Arc<NamedPlugin>>>,
 }
 
@@ -137,9 +153,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl PluginRegistry {
-    pub fn new(runtime: PluginRuntime, store: Store) -> Self {
+    pub fn new(runtime: PluginRuntime, store: SharedStore) -> Self {
         PluginRegistry {
-            runtime,
+            runtime: Arc::new(runtime),
             store,
             by_name: Default::default(),
         }
@@ -193,19 +209,17 @@ impl PluginRegistry {
         })
     }
 
-    /// Loads the uploaded plugins kept in sled (names the config does not declare).
-    pub fn load_stored(&self) -> Result<Vec<RegistryError>, StoreError> {
+    /// Compiles the stored uploads (names the config does not declare);
+    /// returns every one that failed.
+    pub fn load_stored(&self, uploads: Vec<StoredUpload>) -> Vec<RegistryError> {
         let mut errors = Vec::new();
-        for record in self.store.list_plugins()? {
+        for StoredUpload { record, wasm } in uploads {
             if self
                 .get(&record.name)
                 .is_some_and(|p| p.source == PluginSource::Config)
             {
                 continue;
             }
-            let Some(wasm) = self.store.plugin_blob(&record.sha256)? else {
-                continue;
-            };
             match self.runtime.load(&wasm) {
                 Ok(loaded) => {
                     let named = NamedPlugin {
@@ -222,28 +236,25 @@ impl PluginRegistry {
                 }),
             }
         }
-        Ok(errors)
+        errors
     }
 
     pub fn get(&self, name: &PluginName) -> Option<Arc<NamedPlugin>> {
-        self.by_name
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        self.by_name.read().get(name).cloned()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PluginName, Arc<NamedPlugin>>> {
-        self.by_name.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<PluginName, Arc<NamedPlugin>>> {
+        self.by_name.write()
     }
 
     /// Validates, stores and activates an uploaded plugin with its limits;
     /// `true` when the name is new. Nothing is stored unless the component
-    /// compiles and exports the transformer world.
-    pub fn put(
+    /// compiles and exports the transformer world. Compiling takes a while,
+    /// so it runs on a blocking thread, off the reactor.
+    pub async fn put(
         &self,
         name: &PluginName,
-        wasm: &[u8],
+        wasm: bytes::Bytes,
         limits: PluginLimits,
         now: Timestamp,
     ) -> Result<(PluginInfo, bool), RegistryError> {
@@ -254,22 +265,27 @@ impl PluginRegistry {
         {
             return Err(RegistryError::ConfigManaged(name.clone()));
         }
-        let loaded = self
-            .runtime
-            .load(wasm)
+        let runtime = self.runtime.clone();
+        let bytes = wasm.clone();
+        let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .map_err(|e| RegistryError::Aborted {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?
             .map_err(|source| RegistryError::Invalid {
                 name: name.clone(),
                 source,
             })?;
         let record = PluginRecord {
             name: name.clone(),
-            sha256: sha256_hex(wasm),
+            sha256: sha256_hex(&wasm),
             size: wasm.len(),
             updated_at: now,
-            timeout_ms: Some(millis(limits.timeout)),
-            memory_bytes: Some(limits.memory_bytes),
+            timeout_ms: millis(limits.timeout),
+            memory_bytes: limits.memory_bytes,
         };
-        self.store.put_plugin(&record, wasm)?;
+        self.store.put_plugin(&record, &wasm).await?;
         let named = NamedPlugin {
             name: name.clone(),
             loaded,
@@ -282,7 +298,7 @@ impl PluginRegistry {
     }
 
     pub fn list(&self) -> Vec<PluginInfo> {
-        let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.by_name.read();
         let mut out: Vec<PluginInfo> = map.values().map(|p| info(p)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -309,7 +325,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn registry(store: Store) -> PluginRegistry {
+    fn registry(store: SharedStore) -> PluginRegistry {
         PluginRegistry::new(PluginRuntime::new(None).unwrap(), store)
     }
 
@@ -365,10 +381,11 @@ mod tests {
             timeout: Duration::from_millis(250),
             memory_bytes: 64 << 20,
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::open(dir.path()).unwrap();
         let first = registry(store.clone());
         let (info, created) = first
-            .put(&name("shaper"), &wasm, limits, Timestamp(1))
+            .put(&name("shaper"), wasm.into(), limits, Timestamp(1))
+            .await
             .unwrap();
         assert!(created);
         assert_eq!((info.timeout_ms, info.memory_bytes), (250, 64 << 20));
@@ -377,23 +394,12 @@ mod tests {
         store.durable().await.unwrap();
         drop((first, store));
 
-        let second = registry(Store::open(dir.path()).unwrap());
-        assert!(second.load_stored().unwrap().is_empty());
+        let store = crate::store::open(dir.path()).unwrap();
+        let uploads = read_uploads(&*store).await.unwrap();
+        let second = registry(store);
+        assert!(second.load_stored(uploads).is_empty());
         assert_eq!(second.get(&name("shaper")).unwrap().limits, limits);
         assert_eq!(second.list(), [info]);
-    }
-
-    #[test]
-    fn records_stored_before_uploads_had_limits_run_with_the_defaults() {
-        let record: PluginRecord = serde_json::from_value(serde_json::json!({
-            "name": "shaper",
-            "sha256": "00",
-            "size": 2,
-            "updated_at": Timestamp(1),
-        }))
-        .unwrap();
-        assert_eq!((record.timeout_ms, record.memory_bytes), (None, None));
-        assert_eq!(stored_limits(&record), PluginLimits::default());
     }
 
     #[test]
@@ -401,7 +407,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("notes.wasm");
         std::fs::write(&wasm, "not a component").unwrap();
-        let store = Store::open(&dir.path().join("data")).unwrap();
+        let store = crate::store::open(&dir.path().join("data")).unwrap();
         let registry = PluginRegistry::new(PluginRuntime::new(None).unwrap(), store);
         let declared = BTreeMap::from([(
             "notes".parse::<PluginName>().unwrap(),

@@ -1,6 +1,6 @@
 //! Assembling and running the dispatcher: open the store, load plugins,
 //! reconcile the config's subscriptions, then serve the API and run the
-//! delivery engine until asked to stop.
+//! dispatcher until asked to stop.
 //!
 //! Shutdown order: stop taking requests, let in-flight deliveries finish
 //! (up to the attempt timeout; the rest stay queued for the next start),
@@ -16,12 +16,13 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::delivery::{Context, Engine, Settings};
+use crate::delivery::Dispatcher;
 use crate::http_client::{ClientOptions, HttpClient};
 use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
-use crate::registry::PluginRegistry;
-use crate::store::Store;
+use crate::registry::{PluginRegistry, read_uploads};
+use crate::services::{Services, Settings};
+use crate::store::SharedStore;
 
 /// The `user-agent` of every outgoing request.
 pub const USER_AGENT: &str = concat!("hookshape/", env!("CARGO_PKG_VERSION"));
@@ -61,7 +62,7 @@ pub struct Running {
     pub app: App,
     shutdown: watch::Sender<bool>,
     tasks: JoinHandle<()>,
-    store: Store,
+    store: SharedStore,
 }
 
 impl Running {
@@ -113,28 +114,29 @@ pub async fn shutdown_signal() {
 /// Starts the plugin engine and loads the config's plugins, then the
 /// uploaded ones. Compiling takes up to a second per plugin, so it runs on a
 /// blocking thread rather than stalling the reactor.
-async fn load_plugins(config: &Config, store: Store) -> Result<Arc<PluginRegistry>, ServerError> {
+async fn load_plugins(
+    config: &Config,
+    store: SharedStore,
+) -> Result<Arc<PluginRegistry>, ServerError> {
     let cache_dir = config.storage.path.join("plugin-cache");
     let declared = config.plugins.clone();
+    let uploads = read_uploads(&*store)
+        .await
+        .map_err(|e| ServerError::Plugins(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let runtime = PluginRuntime::new(Some(&cache_dir))
             .map_err(|e| ServerError::Plugins(e.to_string()))?;
         let plugins = PluginRegistry::new(runtime, store);
-        let mut problems: Vec<String> = plugins
+        let problems: Vec<String> = plugins
             .load_config(&declared)
             .iter()
             .map(|e| e.to_string())
             .collect();
-        match plugins.load_stored() {
-            Ok(errors) => {
-                // An uploaded plugin that no longer loads (e.g. after an engine
-                // upgrade broke it) must not keep the server down: it is logged,
-                // and its subscriptions record transform failures until replaced.
-                for e in errors {
-                    tracing::error!(error = %e, "an uploaded plugin failed to load");
-                }
-            }
-            Err(e) => problems.push(e.to_string()),
+        // An uploaded plugin that no longer loads (e.g. after an engine
+        // upgrade broke it) must not keep the server down: it is logged,
+        // and its subscriptions record transform failures until replaced.
+        for e in plugins.load_stored(uploads) {
+            tracing::error!(error = %e, "an uploaded plugin failed to load");
         }
         if problems.is_empty() {
             Ok(Arc::new(plugins))
@@ -156,7 +158,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         tracing::warn!(%listen, "no API tokens configured: open access on a loopback address");
     }
     let data = &config.storage.path;
-    let store = Store::open(data).map_err(|source| ServerError::Store {
+    let store = crate::store::open(data).map_err(|source| ServerError::Store {
         path: data.display().to_string(),
         source,
     })?;
@@ -175,7 +177,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         user_agent: USER_AGENT.to_owned(),
     })
     .map_err(|e| ServerError::Client(e.to_string()))?;
-    let ctx = Arc::new(Context {
+    let ctx = Arc::new(Services {
         store: store.clone(),
         clock,
         client,
@@ -187,10 +189,10 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
             max_in_flight: config.delivery.max_in_flight,
         },
     });
-    let engine = Engine::new(ctx.clone());
+    let dispatcher = Dispatcher::new(ctx.clone());
     let grace = config.delivery.timeout;
     let declared = config.subscriptions.clone();
-    let app = App::new(config, ctx, engine.waker());
+    let app = App::new(config, ctx, dispatcher.waker());
     let report = app
         .reconcile(&declared)
         .await
@@ -221,8 +223,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         let http = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = http_rx.wait_for(|stop| *stop).await;
         });
-        let engine = engine.run(rx, grace);
-        let (served, ()) = tokio::join!(http.into_future(), engine);
+        let dispatcher = dispatcher.run(rx, grace);
+        let (served, ()) = tokio::join!(http.into_future(), dispatcher);
         if let Err(e) = served {
             tracing::error!(error = %e, "the API server failed");
         }

@@ -478,10 +478,10 @@ pub async fn transform_alone(sizes: Sizes) -> Row {
 pub async fn store_alone(sizes: Sizes) -> Row {
     use hookshape::ids::{DeliveryId, EventId, SubscriptionId};
     use hookshape::model::{Delivery, DeliveryState};
-    use hookshape::store::Store;
+    use hookshape::store::NewDelivery;
 
     let dir = tempfile::tempdir().expect("a temporary data directory");
-    let store = Store::open(dir.path()).expect("a fresh store opens");
+    let store = hookshape::store::open(dir.path()).expect("a fresh store opens");
     let now = hookshape::clock::Timestamp(0);
     let sample = hookshape::dry_run::parse_event(&read_sample("alpana-dashboard-updated"), now)
         .expect("the dashboard sample parses");
@@ -510,7 +510,11 @@ pub async fn store_alone(sizes: Sizes) -> Row {
                         next_attempt_at: Some(now),
                         created_at: now,
                     };
-                    store.ingest(&event, &[(delivery, false)]).expect("ingest");
+                    let delivery = NewDelivery {
+                        delivery,
+                        ordered: false,
+                    };
+                    store.ingest(&event, &[delivery]).await.expect("ingest");
                     store.durable().await.expect("a flush");
                 }
             })

@@ -43,12 +43,10 @@ async fn list(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<AttemptPage>, ApiError> {
     let limit = query.limit()?;
-    Ok(Json(app.list_attempts(
-        &tenant,
-        &id,
-        limit,
-        query.before.as_ref(),
-    )?))
+    let page = app
+        .list_attempts(&tenant, &id, limit, query.before.as_ref())
+        .await?;
+    Ok(Json(page))
 }
 
 #[derive(Debug, Serialize)]

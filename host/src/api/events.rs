@@ -33,7 +33,7 @@ async fn get_event(
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<EventId>,
 ) -> Result<Json<EventDetails>, ApiError> {
-    Ok(Json(app.get_event(&tenant, &id)?))
+    Ok(Json(app.get_event(&tenant, &id).await?))
 }
 
 pub(super) fn router() -> Router<ApiState> {

@@ -37,7 +37,7 @@ async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
 ) -> Result<Json<List<Subscription>>, ApiError> {
-    let data = app.list_subscriptions(&tenant)?;
+    let data = app.list_subscriptions(&tenant).await?;
     Ok(Json(List { data }))
 }
 
@@ -46,7 +46,7 @@ async fn read(
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
 ) -> Result<Json<Subscription>, ApiError> {
-    Ok(Json(app.get_subscription(&tenant, &id)?))
+    Ok(Json(app.get_subscription(&tenant, &id).await?))
 }
 
 /// 200 with the updated subscription; 409 for one declared in the config.

@@ -1,7 +1,7 @@
 //! The application's use cases, one method each, behind the HTTP API.
 //!
 //! Handlers parse and authorize; everything else (validation that needs
-//! state, matching, storing, durability, waking the delivery engine) happens
+//! state, matching, storing, durability, waking the dispatcher) happens
 //! here, so the API stays thin and the rules live in one place. Subscription
 //! use cases and the config reconciliation are in [`subscriptions`].
 
@@ -16,13 +16,13 @@ pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionPatch};
 
 use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::delivery::Context;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 use crate::metrics::Metrics;
 use crate::model::{Attempt, Delivery, DeliveryState, Event, Payload, is_json_content_type};
 use crate::plugin::PluginLimits;
 use crate::registry::{PluginInfo, RegistryError};
-use crate::store::{Ingested, StoreError};
+use crate::services::Services;
+use crate::store::{Ingested, NewDelivery, StoreError};
 
 /// Longest accepted event type and source id.
 const MAX_NAME_LEN: usize = 256;
@@ -129,13 +129,13 @@ pub struct App {
 
 struct Inner {
     config: Config,
-    ctx: Arc<Context>,
+    ctx: Arc<Services>,
     wake: Arc<Notify>,
 }
 
 impl App {
-    /// `wake` is the delivery engine's: new work nudges it at once.
-    pub fn new(config: Config, ctx: Arc<Context>, wake: Arc<Notify>) -> Self {
+    /// `wake` is the dispatcher's: new work nudges it at once.
+    pub fn new(config: Config, ctx: Arc<Services>, wake: Arc<Notify>) -> Self {
         App {
             inner: Arc::new(Inner { config, ctx, wake }),
         }
@@ -157,7 +157,7 @@ impl App {
         metrics.render()
     }
 
-    fn ctx(&self) -> &Context {
+    fn ctx(&self) -> &Services {
         &self.inner.ctx
     }
 
@@ -166,7 +166,7 @@ impl App {
     }
 
     /// Stores the event and one delivery per matching subscription, durably,
-    /// then wakes the engine. A repeated source id answers the first receipt.
+    /// then wakes the dispatcher. A repeated source id answers the first receipt.
     pub async fn ingest(
         &self,
         tenant: &Tenant,
@@ -211,11 +211,14 @@ impl App {
             .ctx()
             .store
             .matching_subscriptions(tenant, &event.event_type);
-        let deliveries: Vec<(Delivery, bool)> = subs
+        let deliveries: Vec<NewDelivery> = subs
             .iter()
-            .map(|s| (new_delivery(&event, &s.id, now), s.ordered))
+            .map(|s| NewDelivery {
+                delivery: new_delivery(&event, &s.id, now),
+                ordered: s.ordered,
+            })
             .collect();
-        let ingested = self.ctx().store.ingest(&event, &deliveries)?;
+        let ingested = self.ctx().store.ingest(&event, &deliveries).await?;
         self.ctx().store.durable().await?;
         Ok(match ingested {
             Ingested::New(r) => {
@@ -237,32 +240,38 @@ impl App {
         })
     }
 
-    pub fn get_event(&self, tenant: &Tenant, id: &EventId) -> Result<EventDetails, AppError> {
+    pub async fn get_event(&self, tenant: &Tenant, id: &EventId) -> Result<EventDetails, AppError> {
         let event = self
             .ctx()
             .store
-            .get_event(id)?
+            .get_event(id)
+            .await?
             .filter(|e| &e.tenant == tenant)
             .ok_or_else(|| AppError::not_found("event", id))?;
         let deliveries = self
             .ctx()
             .store
-            .event_deliveries(id)?
+            .event_deliveries(id)
+            .await?
             .into_iter()
             .map(Into::into)
             .collect();
         Ok(EventDetails { event, deliveries })
     }
 
-    pub fn list_attempts(
+    pub async fn list_attempts(
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
         limit: usize,
         before: Option<&AttemptId>,
     ) -> Result<AttemptPage, AppError> {
-        self.get_subscription(tenant, id)?;
-        let slice = self.ctx().store.list_attempts(tenant, id, limit, before)?;
+        self.get_subscription(tenant, id).await?;
+        let slice = self
+            .ctx()
+            .store
+            .list_attempts(tenant, id, limit, before)
+            .await?;
         Ok(AttemptPage {
             data: slice.attempts,
             next: slice.next,
@@ -279,10 +288,11 @@ impl App {
         let a = self
             .ctx()
             .store
-            .get_attempt(attempt)?
+            .get_attempt(attempt)
+            .await?
             .filter(|a| &a.tenant == tenant)
             .ok_or_else(|| AppError::not_found("attempt", attempt))?;
-        let sub = self.get_subscription(tenant, &a.subscription_id)?;
+        let sub = self.get_subscription(tenant, &a.subscription_id).await?;
         if !sub.enabled {
             return Err(AppError::Conflict {
                 code: "subscription_disabled",
@@ -295,10 +305,11 @@ impl App {
         let event = self
             .ctx()
             .store
-            .get_event(&a.event_id)?
+            .get_event(&a.event_id)
+            .await?
             .ok_or_else(|| AppError::not_found("event", &a.event_id))?;
         let d = new_delivery(&event, &sub.id, self.now());
-        self.ctx().store.add_delivery(&d, sub.ordered)?;
+        self.ctx().store.add_delivery(&d, sub.ordered).await?;
         self.ctx().store.durable().await?;
         self.inner.wake.notify_one();
         Ok(d.id)
@@ -310,13 +321,7 @@ impl App {
         wasm: bytes::Bytes,
         limits: PluginLimits,
     ) -> Result<(PluginInfo, bool), AppError> {
-        let registry = self.ctx().plugins.clone();
-        let now = self.now();
-        let name2 = name.clone();
-        // Compiling a component takes a while: keep it off the reactor threads.
-        let result = tokio::task::spawn_blocking(move || registry.put(&name2, &wasm, limits, now))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let result = self.ctx().plugins.put(name, wasm, limits, self.now()).await;
         let answer = result.map_err(|e| match e {
             RegistryError::ConfigManaged(_) => AppError::Conflict {
                 code: "config_managed",

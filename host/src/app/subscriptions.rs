@@ -8,9 +8,10 @@ use serde::{Deserialize, Deserializer};
 
 use super::{App, AppError};
 use crate::config::SubscriptionConfig;
+use crate::delivery::{request, worker};
 use crate::http_client::check_literal_target;
-use crate::ids::{PluginName, SubscriptionId, Tenant};
-use crate::model::{ManagedBy, Subscription, is_reserved_header};
+use crate::ids::{EventId, PluginName, SubscriptionId, Tenant};
+use crate::model::{Event, ManagedBy, Payload, Subscription, is_reserved_header};
 use crate::signing::Secret;
 use crate::store::Store;
 
@@ -131,8 +132,8 @@ impl App {
         Ok(())
     }
 
-    fn store(&self) -> &Store {
-        &self.ctx().store
+    fn store(&self) -> &dyn Store {
+        &*self.ctx().store
     }
 
     pub async fn create_subscription(
@@ -162,32 +163,36 @@ impl App {
         };
         self.validate(&sub)?;
         if input.verify {
-            self.ctx()
-                .verify(&sub)
+            self.verify(&sub)
                 .await
                 .map_err(|e| AppError::invalid("verification_failed", e.to_string()))?;
         }
-        self.store().put_subscription(&sub)?;
+        self.store().put_subscription(&sub).await?;
         self.store().durable().await?;
         Ok(sub)
     }
 
-    pub fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>, AppError> {
-        Ok(self.store().list_subscriptions(tenant)?)
+    pub async fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>, AppError> {
+        Ok(self.store().list_subscriptions(tenant).await?)
     }
 
-    pub fn get_subscription(
+    pub async fn get_subscription(
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
     ) -> Result<Subscription, AppError> {
         self.store()
-            .get_subscription(tenant, id)?
+            .get_subscription(tenant, id)
+            .await?
             .ok_or_else(|| AppError::not_found("subscription", id))
     }
 
-    fn editable(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<Subscription, AppError> {
-        let sub = self.get_subscription(tenant, id)?;
+    async fn editable(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Result<Subscription, AppError> {
+        let sub = self.get_subscription(tenant, id).await?;
         if sub.managed_by == ManagedBy::Config {
             return Err(AppError::Conflict {
                 code: "config_managed",
@@ -205,7 +210,7 @@ impl App {
         id: &SubscriptionId,
         patch: SubscriptionPatch,
     ) -> Result<Subscription, AppError> {
-        let before = self.editable(tenant, id)?;
+        let before = self.editable(tenant, id).await?;
         let mut sub = before.clone();
         if let Some(v) = patch.url {
             sub.url = v;
@@ -241,9 +246,9 @@ impl App {
         }
         self.validate(&sub)?;
         sub.updated_at = self.now();
-        self.store().put_subscription(&sub)?;
+        self.store().put_subscription(&sub).await?;
         if before.enabled && !sub.enabled {
-            self.store().cancel_pending(tenant, id, self.now())?;
+            self.store().cancel_pending(tenant, id).await?;
         }
         self.store().durable().await?;
         if before.ordered && !sub.ordered {
@@ -258,8 +263,8 @@ impl App {
         tenant: &Tenant,
         id: &SubscriptionId,
     ) -> Result<(), AppError> {
-        self.editable(tenant, id)?;
-        self.store().delete_subscription(tenant, id, self.now())?;
+        self.editable(tenant, id).await?;
+        self.store().delete_subscription(tenant, id).await?;
         self.store().durable().await?;
         Ok(())
     }
@@ -274,7 +279,7 @@ impl App {
     ) -> Result<ReconcileReport, AppError> {
         let now = self.now();
         let mut report = ReconcileReport::default();
-        let existing: Vec<Subscription> = self.store().all_subscriptions()?;
+        let existing: Vec<Subscription> = self.store().all_subscriptions().await?;
         // Keyed lookups both ways: a config with thousands of subscriptions
         // must not cost a scan per declaration.
         let by_key: HashMap<(&Tenant, &SubscriptionId), &Subscription> =
@@ -325,9 +330,9 @@ impl App {
                 )
             })?;
             if current.is_some_and(|c| c.enabled) && !sub.enabled {
-                self.store().cancel_pending(&sub.tenant, &sub.id, now)?;
+                self.store().cancel_pending(&sub.tenant, &sub.id).await?;
             }
-            self.store().put_subscription(&sub)?;
+            self.store().put_subscription(&sub).await?;
         }
         for old in existing
             .iter()
@@ -335,7 +340,8 @@ impl App {
         {
             if !declared_keys.contains(&(&old.tenant, &old.id)) {
                 self.store()
-                    .delete_subscription(&old.tenant, &old.id, now)?;
+                    .delete_subscription(&old.tenant, &old.id)
+                    .await?;
                 report.removed += 1;
             }
         }
@@ -372,5 +378,47 @@ fn resolve_secret(given: Option<&str>) -> Result<String, AppError> {
         Some(s) => Secret::parse(s)
             .map(|s| s.to_whsec())
             .map_err(|e| AppError::invalid("invalid_secret", e.to_string())),
+    }
+}
+
+/// Why the `verify` test send to a new subscription did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointTestError {
+    #[error("the test event could not be sent: {0}")]
+    Unsendable(String),
+    #[error("the endpoint answered {status} to the test event")]
+    Status { status: u16 },
+    #[error("the endpoint did not answer the test event: {0}")]
+    NoResponse(String),
+    #[error("the target is refused: {0}")]
+    Refused(String),
+}
+
+impl App {
+    /// Sends a signed `webhook.test` event to a subscription not yet stored;
+    /// passes on a 2xx answer.
+    async fn verify(&self, sub: &Subscription) -> Result<(), EndpointTestError> {
+        let event = Event {
+            id: EventId::generate(),
+            source_id: None,
+            event_type: "webhook.test".into(),
+            tenant: sub.tenant.clone(),
+            timestamp: self.now(),
+            content_type: "application/json".into(),
+            payload: Payload::from_value(&serde_json::json!({
+                "subscription_id": sub.id,
+                "message": "hookshape test event",
+            })),
+        };
+        let req = request::build(&event, sub, None, self.now())
+            .map_err(|e| EndpointTestError::Unsendable(e.to_string()))?;
+        match worker::send(self.ctx(), &req).await {
+            worker::Exchange::Response {
+                status: 200..=299, ..
+            } => Ok(()),
+            worker::Exchange::Response { status, .. } => Err(EndpointTestError::Status { status }),
+            worker::Exchange::Refused(why) => Err(EndpointTestError::Refused(why)),
+            other => Err(EndpointTestError::NoResponse(format!("{other:?}"))),
+        }
     }
 }

@@ -1,12 +1,12 @@
-//! The delivery engine: finds due deliveries, runs each attempt, and keeps
-//! the number in flight bounded.
+//! Delivery: the dispatcher loop, one attempt ([`worker`]), what an answer
+//! means ([`policy`]) and the outgoing request ([`request`]).
 //!
-//! The dispatcher loop scans the store's due-time queue (earliest first, no
-//! full rescans), hands each due delivery to a task holding one of
-//! `max_in_flight` permits, and sleeps until the next due time, a new event,
-//! or a finished attempt. A delivery stays in the queue until its attempt is
-//! recorded, so after a crash or restart every unfinished delivery simply runs
-//! again (at least once). On shutdown it stops picking work, gives in-flight
+//! The [`Dispatcher`] claims due deliveries from the store's due-time queue
+//! (earliest first), hands each to a task holding one of `max_in_flight`
+//! permits, and sleeps until the next due time, a new event, or a finished
+//! attempt. A delivery stays in the queue until its attempt is recorded, so
+//! after a crash or restart every unfinished delivery simply runs again (at
+//! least once). On shutdown it stops picking work, gives in-flight
 //! attempts a grace period to finish, and leaves the rest queued for the next
 //! start.
 
@@ -14,116 +14,32 @@ pub mod policy;
 pub mod request;
 pub mod worker;
 
-use std::collections::HashSet;
-use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::clock::SharedClock;
-use crate::http_client::HttpClient;
-use crate::ids::{DeliveryId, EventId};
-use crate::metrics::Metrics;
-use crate::model::{Event, Payload, Subscription};
-use crate::registry::PluginRegistry;
-use crate::store::{QueuePosition, Queued, Store};
-
-/// The delivery settings from `[delivery]`.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub retry_schedule: Vec<Duration>,
-    pub disable_after_failures: u32,
-    pub max_in_flight: usize,
-}
-
-/// What attempts need, shared by every task.
-pub struct Context {
-    pub store: Store,
-    pub clock: SharedClock,
-    pub client: HttpClient,
-    pub plugins: Arc<PluginRegistry>,
-    pub metrics: Arc<Metrics>,
-    pub settings: Settings,
-}
-
-/// Why a `verify` test send did not pass.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("the test event could not be sent: {0}")]
-    Unsendable(String),
-    #[error("the endpoint answered {status} to the test event")]
-    Status { status: u16 },
-    #[error("the endpoint did not answer the test event: {0}")]
-    NoResponse(String),
-    #[error("the target is refused: {0}")]
-    Refused(String),
-}
-
-impl Context {
-    /// Sends a signed `webhook.test` event to a subscription not yet stored;
-    /// passes on a 2xx answer.
-    pub async fn verify(&self, sub: &Subscription) -> Result<(), VerifyError> {
-        let event = Event {
-            id: EventId::generate(),
-            source_id: None,
-            event_type: "webhook.test".into(),
-            tenant: sub.tenant.clone(),
-            timestamp: self.clock.now(),
-            content_type: "application/json".into(),
-            payload: Payload::from_value(&serde_json::json!({
-                "subscription_id": sub.id,
-                "message": "hookshape test event",
-            })),
-        };
-        let req = request::build(&event, sub, None, self.clock.now())
-            .map_err(|e| VerifyError::Unsendable(e.to_string()))?;
-        match worker::send(self, &req).await {
-            worker::Exchange::Response {
-                status: 200..=299, ..
-            } => Ok(()),
-            worker::Exchange::Response { status, .. } => Err(VerifyError::Status { status }),
-            worker::Exchange::Refused(why) => Err(VerifyError::Refused(why)),
-            other => Err(VerifyError::NoResponse(format!("{other:?}"))),
-        }
-    }
-}
-
-/// Where the dispatcher scans from next, given where it is and the lowest
-/// position queued since its last scan: everything runnable before that
-/// position was already handed out, so the scan resumes there rather than
-/// at the start (where it would walk past every delivery in flight).
-fn rewind(cursor: Bound<QueuePosition>, queued: Option<QueuePosition>) -> Bound<QueuePosition> {
-    match (cursor, queued) {
-        (Bound::Excluded(c) | Bound::Included(c), Some(q)) if q <= c => Bound::Included(q),
-        (cursor, _) => cursor,
-    }
-}
+use crate::services::Services;
+use crate::store::{Queued, Release};
 
 /// How long in-flight attempts may run on after a shutdown request.
 const SHUTDOWN_GRACE_EXTRA: Duration = Duration::from_secs(1);
 
-pub struct Engine {
-    ctx: Arc<Context>,
+/// The dispatcher loop: claims due deliveries and runs their attempts.
+pub struct Dispatcher {
+    services: Arc<Services>,
     wake: Arc<Notify>,
-    in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
     permits: Arc<Semaphore>,
-    /// Set when an attempt could not be recorded: its entry is still queued,
-    /// behind the dispatcher's cursor.
-    unrecorded: Arc<AtomicBool>,
 }
 
-impl Engine {
-    pub fn new(ctx: Arc<Context>) -> Self {
-        let permits = Arc::new(Semaphore::new(ctx.settings.max_in_flight.max(1)));
-        Engine {
-            ctx,
+impl Dispatcher {
+    pub fn new(services: Arc<Services>) -> Self {
+        let permits = Arc::new(Semaphore::new(services.settings.max_in_flight.max(1)));
+        Dispatcher {
+            services,
             wake: Arc::new(Notify::new()),
-            in_flight: Default::default(),
             permits,
-            unrecorded: Default::default(),
         }
     }
 
@@ -132,62 +48,29 @@ impl Engine {
         self.wake.clone()
     }
 
-    pub fn context(&self) -> &Arc<Context> {
-        &self.ctx
-    }
-
     /// Runs until `shutdown` turns true; then waits up to `grace` for the
     /// attempts in flight and returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let mut tasks = JoinSet::new();
-        // Past the last entry handed out: in-flight deliveries stay queued
-        // until recorded, and walking past them on every wake-up would cost
-        // more than the deliveries. Entries only land behind the cursor when
-        // something is queued before it (a retry or ordered head due earlier,
-        // a delivery committed after a younger one); the store reports the
-        // lowest position queued since the last look, and only then is the
-        // scan restarted.
-        let mut cursor: Bound<QueuePosition> = Bound::Unbounded;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let now = self.ctx.clock.now();
+            let now = self.services.clock.now();
             let free = self.permits.available_permits();
             let mut next_due = None;
             if free > 0 {
-                // Taken before the scan: whatever is queued after this is
-                // followed by another wake-up.
-                let queued = self.ctx.store.take_queued_since();
-                let unrecorded = self.unrecorded.swap(false, Ordering::SeqCst);
-                cursor = if unrecorded {
-                    Bound::Unbounded
-                } else {
-                    rewind(cursor, queued)
-                };
-                let work = {
-                    let running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                    self.ctx
-                        .store
-                        .due_after(now, free, cursor.as_ref(), |id| running.contains(id))
-                };
-                match work {
-                    Ok(work) => {
-                        let limited = work.ready.len() == free;
-                        if let Some(last) = work.last {
-                            cursor = Bound::Excluded(last);
-                        }
-                        for queued in work.ready {
-                            if !self.spawn(&mut tasks, queued) {
-                                // Left behind the cursor: look from the start.
-                                cursor = Bound::Unbounded;
-                            }
+                match self.services.store.claim_due(now, free).await {
+                    Ok(claimed) => {
+                        let limited = claimed.ready.len() == free;
+                        for queued in claimed.ready {
+                            self.spawn(&mut tasks, queued);
                         }
                         if limited {
                             continue;
                         }
-                        next_due = work.next_due;
+                        next_due = claimed.next_due;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "reading the delivery queue failed");
@@ -195,7 +78,7 @@ impl Engine {
                     }
                 }
             }
-            let clock = self.ctx.clock.clone();
+            let clock = self.services.clock.clone();
             let sleep = async move {
                 match next_due {
                     Some(t) => clock.sleep_until(t).await,
@@ -225,33 +108,30 @@ impl Engine {
         }
     }
 
-    /// Starts an attempt; `false` when no permit was free.
-    fn spawn(&self, tasks: &mut JoinSet<()>, queued: Queued) -> bool {
+    /// Starts an attempt of a claimed delivery. Only this loop takes
+    /// permits, and it claims no more than are free, so one is always there;
+    /// were it not, the claim goes back.
+    fn spawn(&self, tasks: &mut JoinSet<()>, queued: Queued) {
+        let store = &self.services.store;
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return false;
+            store.release(&queued.id, Release::Unrecorded);
+            return;
         };
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(queued.id.clone());
-        self.ctx.metrics.in_flight_started();
-        let ctx = self.ctx.clone();
-        let in_flight = self.in_flight.clone();
+        self.services.metrics.in_flight_started();
+        let services = self.services.clone();
         let wake = self.wake.clone();
-        let unrecorded = self.unrecorded.clone();
         tasks.spawn(async move {
-            if let Err(e) = worker::attempt(&ctx, &queued).await {
-                unrecorded.store(true, Ordering::SeqCst);
-                tracing::error!(delivery = %queued.id, error = %e, "recording a delivery attempt failed");
-            }
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&queued.id);
+            let how = match worker::attempt(&services, &queued).await {
+                Ok(()) => Release::Done,
+                Err(e) => {
+                    tracing::error!(delivery = %queued.id, error = %e, "recording a delivery attempt failed");
+                    Release::Unrecorded
+                }
+            };
+            services.store.release(&queued.id, how);
             drop(permit);
-            ctx.metrics.in_flight_ended();
+            services.metrics.in_flight_ended();
             wake.notify_one();
         });
-        true
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::clock::Timestamp;
-use crate::delivery::Context;
 use crate::delivery::policy::{self, Next, Verdict};
 use crate::delivery::request::{self, OutgoingRequest, RequestError};
 use crate::http_client::{self, SendError};
@@ -17,6 +16,7 @@ use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryState, Event, LogLine, Subscription, kept_body,
 };
 use crate::plugin::{Outcome, TransformInput};
+use crate::services::{Services, Settings};
 use crate::store::{AttemptResult, Queued, StoreError};
 
 /// Everything an attempt needs, loaded before it starts.
@@ -57,17 +57,34 @@ pub struct Executed {
     pub duration: Duration,
 }
 
+/// When an attempt started, and its id, made together: attempts are listed
+/// by id, newest first, so ids must sort as the `created_at` shown does.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub id: AttemptId,
+    pub at: Timestamp,
+}
+
+impl Start {
+    pub fn at(at: Timestamp) -> Start {
+        Start {
+            id: AttemptId::generate(),
+            at,
+        }
+    }
+}
+
 /// Runs one attempt of a delivery end to end.
-pub async fn attempt(ctx: &Context, queued: &Queued) -> Result<(), StoreError> {
-    let Some(job) = prepare(ctx, queued)? else {
+pub async fn attempt(ctx: &Services, queued: &Queued) -> Result<(), StoreError> {
+    let Some(job) = prepare(ctx, queued).await? else {
         return Ok(());
     };
-    let started_at = ctx.clock.now();
-    let executed = execute(ctx, &job, started_at).await;
+    let start = Start::at(ctx.clock.now());
+    let executed = execute(ctx, &job, start.at).await;
     if let Some(t) = executed.transform_time {
         ctx.metrics.transform_finished(t);
     }
-    let result = conclude(&job, executed, started_at, ctx.clock.now(), &ctx.settings);
+    let result = conclude(&job, executed, start, ctx.clock.now(), &ctx.settings);
     ctx.store
         .record_attempt(&result, job.subscription.ordered, ctx.clock.now())
         .await?;
@@ -80,8 +97,7 @@ pub async fn attempt(ctx: &Context, queued: &Queued) -> Result<(), StoreError> {
     }
     if let Some(sub) = result.subscription.as_ref().filter(|s| !s.enabled) {
         tracing::warn!(subscription = %sub.id, tenant = %sub.tenant, reason = ?sub.disabled_reason, "subscription disabled");
-        ctx.store
-            .cancel_pending(&sub.tenant, &sub.id, ctx.clock.now())?;
+        ctx.store.cancel_pending(&sub.tenant, &sub.id).await?;
     }
     Ok(())
 }
@@ -89,8 +105,8 @@ pub async fn attempt(ctx: &Context, queued: &Queued) -> Result<(), StoreError> {
 /// Loads the delivery, its event and subscription; `None` when there is
 /// nothing to do (already final, or the subscription is gone or disabled, in
 /// which case its pending deliveries are cancelled).
-pub fn prepare(ctx: &Context, queued: &Queued) -> Result<Option<Job>, StoreError> {
-    let Some((delivery, event)) = ctx.store.attempt_inputs(queued)? else {
+pub async fn prepare(ctx: &Services, queued: &Queued) -> Result<Option<Job>, StoreError> {
+    let Some((delivery, event)) = ctx.store.attempt_inputs(queued).await? else {
         tracing::error!(delivery = %queued.id, "a queued delivery or its event is missing");
         return Ok(None);
     };
@@ -107,18 +123,16 @@ pub fn prepare(ctx: &Context, queued: &Queued) -> Result<Option<Job>, StoreError
             subscription,
         })),
         _ => {
-            ctx.store.cancel_pending(
-                &delivery.tenant,
-                &delivery.subscription_id,
-                ctx.clock.now(),
-            )?;
+            ctx.store
+                .cancel_pending(&delivery.tenant, &delivery.subscription_id)
+                .await?;
             Ok(None)
         }
     }
 }
 
 /// Runs the plugin (if any), builds the signed request and sends it.
-pub async fn execute(ctx: &Context, job: &Job, now: Timestamp) -> Executed {
+pub async fn execute(ctx: &Services, job: &Job, now: Timestamp) -> Executed {
     let started = Instant::now();
     let mut executed = Executed {
         exchange: Exchange::Invalid(String::new()),
@@ -195,7 +209,7 @@ pub async fn execute(ctx: &Context, job: &Job, now: Timestamp) -> Executed {
 }
 
 /// Sends a prepared request with the one shared client.
-pub async fn send(ctx: &Context, request: &OutgoingRequest) -> Exchange {
+pub async fn send(ctx: &Services, request: &OutgoingRequest) -> Exchange {
     match ctx
         .client
         .post(&request.url, request.headers.clone(), request.body.clone())
@@ -216,9 +230,9 @@ pub async fn send(ctx: &Context, request: &OutgoingRequest) -> Exchange {
 pub fn conclude(
     job: &Job,
     executed: Executed,
-    started_at: Timestamp,
+    start: Start,
     now: Timestamp,
-    settings: &crate::delivery::Settings,
+    settings: &Settings,
 ) -> AttemptResult {
     let attempt_no = job.delivery.attempts + 1;
     let mut status_code = None;
@@ -295,13 +309,13 @@ pub fn conclude(
         None => (Default::default(), None),
     };
     let attempt = Attempt {
-        id: AttemptId::generate(),
+        id: start.id,
         tenant: job.delivery.tenant.clone(),
         delivery_id: job.delivery.id.clone(),
         event_id: job.event.id.clone(),
         event_type: job.event.event_type.clone(),
         subscription_id: job.subscription.id.clone(),
-        created_at: started_at,
+        created_at: start.at,
         attempt: attempt_no,
         outcome,
         status_code,
@@ -330,7 +344,7 @@ fn subscription_health(
     sub: &Subscription,
     state: DeliveryState,
     verdict: Option<Verdict>,
-    settings: &crate::delivery::Settings,
+    settings: &Settings,
     now: Timestamp,
 ) -> Option<Subscription> {
     let mut s = sub.clone();
@@ -360,9 +374,9 @@ fn subscription_health(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::Settings;
     use crate::ids::{DeliveryId, EventId};
     use crate::model::ManagedBy;
+    use crate::services::Settings;
 
     fn job() -> Job {
         let event = Event {
@@ -448,7 +462,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(response(503, &[])),
-            Timestamp(1000),
+            Start::at(Timestamp(1000)),
             Timestamp(1000),
             &settings(0),
         );
@@ -465,7 +479,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(response(429, &[("retry-after", "30")])),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(0),
         );
@@ -480,7 +494,7 @@ mod tests {
         let r = conclude(
             &j,
             executed(Exchange::NoResponse("connection refused".into())),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(3),
         );
@@ -500,7 +514,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(response(410, &[])),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(0),
         );
@@ -509,7 +523,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(response(400, &[])),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(0),
         );
@@ -522,7 +536,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(Exchange::Skipped("below threshold".into())),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(0),
         );
@@ -532,7 +546,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(Exchange::TransformFailed("trap".into())),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(0),
         );
@@ -547,7 +561,7 @@ mod tests {
         let r = conclude(
             &j,
             executed(response(204, &[])),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(10),
         );
@@ -556,7 +570,7 @@ mod tests {
         let r = conclude(
             &job(),
             executed(Exchange::Refused("loopback".into())),
-            Timestamp(0),
+            Start::at(Timestamp(0)),
             Timestamp(0),
             &settings(0),
         );

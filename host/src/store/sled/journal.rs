@@ -23,11 +23,12 @@
 //! trees goes through here: a plain write could be overwritten by the replay
 //! of an older record.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{Result, StoreError, Trees};
+use super::commit::Trees;
+use crate::store::{Result, StoreError};
 
 /// Which tree a write goes to (the record's encoding: `as u8`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +65,7 @@ impl Slot {
 /// One write of a change.
 #[derive(Debug, PartialEq)]
 enum Op {
-    Insert(Slot, Vec<u8>, sled::IVec),
+    Insert(Slot, Vec<u8>, ::sled::IVec),
     Remove(Slot, Vec<u8>),
 }
 
@@ -86,7 +87,7 @@ impl<'t> Change<'t> {
     }
 
     /// The key's value as this change leaves it so far.
-    pub(super) fn get(&self, slot: Slot, key: &[u8]) -> Result<Option<sled::IVec>> {
+    pub(super) fn get(&self, slot: Slot, key: &[u8]) -> Result<Option<::sled::IVec>> {
         match self.latest.get(&slot).and_then(|keys| keys.get(key)) {
             Some(&i) => Ok(match &self.ops[i] {
                 Op::Insert(_, _, value) => Some(value.clone()),
@@ -100,7 +101,7 @@ impl<'t> Change<'t> {
         &mut self,
         slot: Slot,
         key: impl Into<Vec<u8>>,
-        value: impl Into<sled::IVec>,
+        value: impl Into<::sled::IVec>,
     ) {
         let key = key.into();
         self.note(slot, &key);
@@ -124,7 +125,7 @@ impl<'t> Change<'t> {
 
 /// The `journal` tree: records of changes whose writes may not be durable.
 pub(super) struct Journal {
-    tree: sled::Tree,
+    tree: ::sled::Tree,
     /// The next record's number; held while a change is built and applied.
     next: Mutex<u64>,
     /// Every record up to this one is applied.
@@ -135,7 +136,7 @@ pub(super) struct Journal {
 }
 
 impl Journal {
-    pub(super) fn new(tree: sled::Tree) -> Self {
+    pub(super) fn new(tree: ::sled::Tree) -> Self {
         Journal {
             tree,
             next: Mutex::new(1),
@@ -147,7 +148,7 @@ impl Journal {
     /// Applies the records left by the last run, in order (see the module
     /// doc); they are removed after the first flush, like any other.
     pub(super) fn replay(&self, trees: &Trees) -> Result<()> {
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         for kv in self.tree.iter() {
             let (key, record) = kv?;
             let seq = record_number(&key)?;
@@ -166,7 +167,7 @@ impl Journal {
         trees: &Trees,
         build: impl FnOnce(&mut Change<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         let mut change = Change::new(trees);
         let out = build(&mut change)?;
         if change.ops.is_empty() {
@@ -192,7 +193,7 @@ impl Journal {
         trees: &Trees,
         build: impl FnOnce(&mut Change<'_>),
     ) -> Result<()> {
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         let mut change = Change::new(trees);
         build(&mut change);
         self.tree

@@ -1,0 +1,241 @@
+//! The storage seam: the one [`Store`] the app and the dispatcher use, and
+//! the records that cross it. A backend is picked once, at start
+//! ([`open`]); no code above this module asks which one it got.
+//!
+//! Backends: [`sled`] (embedded, the default). Each implements the contract
+//! written on [`Store`]; a new backend passes the same tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
+use crate::model::{Attempt, Delivery, Event, Subscription};
+
+pub mod sled;
+
+/// What a backend failed at.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend itself failed (I/O, the database refused).
+    #[error("storage error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored record {key} is unreadable: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+    /// A change could not be made whole (see the backend's atomicity).
+    #[error("storage journal: {0}")]
+    Journal(String),
+}
+
+/// The result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store everything above this module shares.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the embedded store in `path` (created if missing).
+pub fn open(path: &Path) -> Result<SharedStore> {
+    Ok(Arc::new(sled::SledStore::open(path)?))
+}
+
+/// The answer given to a source for an ingested event; repeated for a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: EventId,
+    pub deliveries: usize,
+}
+
+/// What ingesting did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    New(Receipt),
+    /// The tenant already had an event with this source id: its first receipt.
+    Duplicate(Receipt),
+}
+
+/// A delivery made at ingest, and whether its subscription is `ordered`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub delivery: Delivery,
+    pub ordered: bool,
+}
+
+/// Where an uploaded or configured plugin came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginSource {
+    Config,
+    Api,
+}
+
+/// A named plugin version uploaded through the API, with its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub name: PluginName,
+    pub sha256: String,
+    pub size: usize,
+    pub updated_at: Timestamp,
+    /// Per-call timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Linear memory cap in bytes.
+    pub memory_bytes: u64,
+}
+
+/// Everything that changes when an attempt ends, written at once.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub attempt: Attempt,
+    /// The delivery after the attempt: still pending with a new due time, or final.
+    pub delivery: Delivery,
+    /// The subscription, when the attempt changed it (failure count, disabling).
+    pub subscription: Option<Subscription>,
+    /// The delivery as the attempt found it (from [`Store::attempt_inputs`]):
+    /// a backend that keeps unchanged deliveries inside their event's record
+    /// reads the state before the attempt from here.
+    pub found: Delivery,
+}
+
+/// A page of attempts, newest first, and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptSlice {
+    pub attempts: Vec<Attempt>,
+    pub next: Option<AttemptId>,
+}
+
+/// A runnable delivery handed out by [`Store::claim_due`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: DeliveryId,
+    /// Its event, when the queue entry names it (it saves a lookup).
+    pub event: Option<EventId>,
+}
+
+/// What [`Store::claim_due`] handed out.
+#[derive(Debug, Default, PartialEq)]
+pub struct Claimed {
+    /// Due deliveries, earliest first, now claimed by the caller.
+    pub ready: Vec<Queued>,
+    /// When the earliest entry not handed out falls due, if any.
+    pub next_due: Option<Timestamp>,
+}
+
+/// How a claim ends ([`Store::release`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The attempt was recorded, or there was nothing to do.
+    Done,
+    /// The attempt could not be recorded: the delivery is still queued and
+    /// must be handed out again.
+    Unrecorded,
+}
+
+/// The storage contract. Every backend keeps these promises; the tests of
+/// the store, the app and the e2e suite check them.
+///
+/// **Durability.** A write is *made* when its method returns and *durable*
+/// once [`Store::durable`], called after it, returns `Ok`: then it survives
+/// a crash of the process (and, per the backend's sync setting, of the
+/// machine). Nothing may be acknowledged to a client before that. Callers
+/// share one flush (group commit), so `durable` is cheap under load.
+///
+/// **Atomicity.** Each method that writes is all-or-nothing across every
+/// record it touches, after a crash included: an ingest stores the event,
+/// its source id and all its deliveries, or none of them; recording an
+/// attempt writes the attempt, the delivery's new state, its queue entry
+/// and the subscription's change together.
+///
+/// **Visibility.** An ingested event may stay invisible to readers until
+/// `durable` has returned (it may be batched); every other write is visible
+/// to reads once its method returns.
+///
+/// **The due-time queue.** Every pending delivery that may run is queued at
+/// its `next_attempt_at`. [`Store::claim_due`] hands out due ones earliest
+/// first, each to one caller at a time: a claimed delivery is not handed out
+/// again until [`Store::release`]d (or, on a backend shared by several
+/// nodes, until its lease runs out). A delivery stays queued until its
+/// attempt is recorded, so after a crash it runs again: delivery is at least
+/// once. An `ordered` subscription has at most one delivery queued (its
+/// head, the oldest pending one by ingest order); the next is queued when
+/// the head ends.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Waits until every write made before this call is durable.
+    async fn durable(&self) -> Result<()>;
+
+    /// Creates or replaces a subscription; one that stops being ordered
+    /// releases whatever still waits behind its head.
+    async fn put_subscription(&self, sub: &Subscription) -> Result<()>;
+    async fn get_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>>;
+    async fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>>;
+    async fn all_subscriptions(&self) -> Result<Vec<Subscription>>;
+    /// Removes a subscription and cancels its pending deliveries; `false`
+    /// when there was none.
+    async fn delete_subscription(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<bool>;
+    /// Marks every pending delivery of the subscription `cancelled`; returns
+    /// how many.
+    async fn cancel_pending(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<usize>;
+    /// The subscription as of its last change, from memory: what an attempt
+    /// runs with, without a read per delivery.
+    fn current_subscription(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Option<Arc<Subscription>>;
+    /// The tenant's enabled subscriptions that want this event type, from memory.
+    fn matching_subscriptions(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>>;
+
+    /// Stores an event and its deliveries (queued at their due times),
+    /// unless the tenant already has an event with the same source id.
+    async fn ingest(&self, event: &Event, deliveries: &[NewDelivery]) -> Result<Ingested>;
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
+    /// The event's deliveries as they stand: those made at ingest in ingest
+    /// order, then later ones (resends) oldest first.
+    async fn event_deliveries(&self, id: &EventId) -> Result<Vec<Delivery>>;
+    /// Adds one more delivery of a stored event (a resend), queued at its due time.
+    async fn add_delivery(&self, d: &Delivery, ordered: bool) -> Result<()>;
+
+    /// Claims up to `limit` deliveries due at `now`, earliest first.
+    async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Claimed>;
+    /// Ends a claim made by [`Store::claim_due`].
+    fn release(&self, id: &DeliveryId, how: Release);
+    /// What an attempt of a claimed delivery starts from: the delivery as it
+    /// stands and its event; `None` if either is gone.
+    async fn attempt_inputs(&self, queued: &Queued) -> Result<Option<(Delivery, Event)>>;
+    /// Records an attempt and its consequences, durably. A delivery
+    /// cancelled while the attempt ran keeps its state (the attempt is still
+    /// recorded); when an `ordered` subscription's delivery ends, its next
+    /// pending one is queued at `now`.
+    async fn record_attempt(
+        &self,
+        result: &AttemptResult,
+        ordered: bool,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Number of queued deliveries (the queue-depth gauge); cheap.
+    fn queue_len(&self) -> usize;
+
+    async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>>;
+    /// The subscription's attempts, newest first, strictly older than `before`.
+    async fn list_attempts(
+        &self,
+        tenant: &Tenant,
+        sub: &SubscriptionId,
+        limit: usize,
+        before: Option<&AttemptId>,
+    ) -> Result<AttemptSlice>;
+
+    /// Stores an uploaded plugin's record and its component bytes together.
+    async fn put_plugin(&self, record: &PluginRecord, wasm: &[u8]) -> Result<()>;
+    async fn list_plugins(&self) -> Result<Vec<PluginRecord>>;
+    async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+}

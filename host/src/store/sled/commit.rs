@@ -1,0 +1,318 @@
+//! Group commit: writers take a ticket after writing (or staging); one
+//! thread commits what is staged as one change, flushes, and publishes the
+//! highest ticket the flush covered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use tokio::sync::watch;
+
+use super::attempts::{StagedFinish, finish_in};
+use super::index::SubscriptionIndex;
+use super::journal::{Change, Journal, Slot};
+use crate::model::Subscription;
+use crate::store::{Receipt, Result, StoreError};
+
+/// Ingests accepted but not yet written to sled.
+#[derive(Default)]
+pub(super) struct Staged {
+    pub(super) writes: Vec<(Slot, Vec<u8>, Vec<u8>)>,
+    pub(super) finishes: Vec<StagedFinish>,
+    /// Receipts by `tenant \0 source id`, kept until their batch is
+    /// committed so a duplicate is caught while its first is in flight.
+    pub(super) source_ids: HashMap<Vec<u8>, Receipt>,
+    /// The source keys of `writes`, to forget once they are committed.
+    pub(super) source_keys: Vec<Vec<u8>>,
+}
+
+/// Every tree of the database (see the module doc), shared by the store
+/// and its commit thread.
+pub(super) struct Trees {
+    pub(super) subscriptions: ::sled::Tree,
+    pub(super) events: ::sled::Tree,
+    pub(super) source_ids: ::sled::Tree,
+    pub(super) deliveries: ::sled::Tree,
+    pub(super) event_deliveries: ::sled::Tree,
+    pub(super) queue: ::sled::Tree,
+    pub(super) sub_pending: ::sled::Tree,
+    pub(super) attempts: ::sled::Tree,
+    pub(super) sub_attempts: ::sled::Tree,
+    pub(super) plugins: ::sled::Tree,
+    pub(super) plugin_blobs: ::sled::Tree,
+    pub(super) journal: Journal,
+}
+
+impl Trees {
+    pub(super) fn open(db: &::sled::Db) -> Result<Self> {
+        Ok(Trees {
+            subscriptions: db.open_tree("subscriptions")?,
+            events: db.open_tree("events")?,
+            source_ids: db.open_tree("source_ids")?,
+            deliveries: db.open_tree("deliveries")?,
+            event_deliveries: db.open_tree("event_deliveries")?,
+            queue: db.open_tree("queue")?,
+            sub_pending: db.open_tree("sub_pending")?,
+            attempts: db.open_tree("attempts")?,
+            sub_attempts: db.open_tree("sub_attempts")?,
+            plugins: db.open_tree("plugins")?,
+            plugin_blobs: db.open_tree("plugin_blobs")?,
+            journal: Journal::new(db.open_tree("journal")?),
+        })
+    }
+
+    pub(super) fn tree(&self, slot: Slot) -> &::sled::Tree {
+        match slot {
+            Slot::Subscriptions => &self.subscriptions,
+            Slot::Events => &self.events,
+            Slot::SourceIds => &self.source_ids,
+            Slot::Deliveries => &self.deliveries,
+            Slot::EventDeliveries => &self.event_deliveries,
+            Slot::Queue => &self.queue,
+            Slot::SubPending => &self.sub_pending,
+            Slot::Attempts => &self.attempts,
+            Slot::SubAttempts => &self.sub_attempts,
+            Slot::Plugins => &self.plugins,
+            Slot::PluginBlobs => &self.plugin_blobs,
+        }
+    }
+
+    /// Makes the change `build` describes, atomically (see [`super::journal`]).
+    pub(super) fn write<T>(&self, build: impl FnOnce(&mut Change<'_>) -> Result<T>) -> Result<T> {
+        self.journal.write(self, build)
+    }
+
+    /// Writes a batch of staged records and finished attempts as one
+    /// change; returns the subscription changes it wrote.
+    fn commit<'f>(
+        &self,
+        writes: &[(Slot, Vec<u8>, Vec<u8>)],
+        finishes: &'f [StagedFinish],
+    ) -> Result<Vec<&'f Subscription>> {
+        self.write(|c| {
+            let mut changed = Vec::new();
+            for f in finishes {
+                match finish_in(c, f) {
+                    Ok(true) => changed.extend(&f.subscription),
+                    Ok(false) => {}
+                    // One unreadable record must not hold up the whole batch.
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        tracing::error!(error = %e, "skipping an attempt's delivery update");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            for (slot, key, value) in writes {
+                c.insert(*slot, key.as_slice(), value.as_slice());
+            }
+            Ok(changed)
+        })
+    }
+}
+
+/// The state the writers and the commit thread share.
+pub(super) struct GroupCommit {
+    staged: Mutex<Staged>,
+    trees: Arc<Trees>,
+    index: Arc<RwLock<SubscriptionIndex>>,
+    written: AtomicU64,
+    /// Lowest queue key written since [`SledStore::take_queued_since`](super::SledStore::take_queued_since).
+    low_water: Mutex<Option<Vec<u8>>>,
+    flushed: watch::Sender<u64>,
+    failed: watch::Sender<Option<String>>,
+    kick: Mutex<Kick>,
+    cvar: Condvar,
+}
+
+#[derive(Default)]
+struct Kick {
+    pending: bool,
+    stop: bool,
+}
+
+/// Owns the flush thread; dropping it stops and joins the thread, so the
+/// sled directory is unlocked once the last store clone is gone.
+pub(super) struct Flusher {
+    pub(super) commit: Arc<GroupCommit>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub(super) fn start(
+        db: ::sled::Db,
+        trees: Arc<Trees>,
+        index: Arc<RwLock<SubscriptionIndex>>,
+    ) -> Self {
+        let commit = Arc::new(GroupCommit {
+            staged: Mutex::new(Staged::default()),
+            trees,
+            index,
+            written: AtomicU64::new(0),
+            low_water: Mutex::new(None),
+            flushed: watch::Sender::new(0),
+            failed: watch::Sender::new(None),
+            kick: Mutex::new(Kick::default()),
+            cvar: Condvar::new(),
+        });
+        let gc = commit.clone();
+        let thread = std::thread::Builder::new()
+            .name("hookshape-flush".into())
+            .spawn(move || gc.run(db))
+            .expect("spawn the flush thread");
+        Flusher {
+            commit,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.commit.kick.lock().stop = true;
+        self.commit.cvar.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl GroupCommit {
+    fn run(&self, db: ::sled::Db) {
+        loop {
+            let stop = {
+                let mut kick = self.kick.lock();
+                while !kick.pending && !kick.stop {
+                    self.cvar.wait(&mut kick);
+                }
+                kick.pending = false;
+                kick.stop
+            };
+            // Read before taking the batch: everything staged before a
+            // ticket was taken is in this batch or an earlier one.
+            let target = self.written.load(Ordering::SeqCst);
+            let (writes, finishes, source_keys) = {
+                let mut staged = self.lock_staged();
+                (
+                    std::mem::take(&mut staged.writes),
+                    std::mem::take(&mut staged.finishes),
+                    std::mem::take(&mut staged.source_keys),
+                )
+            };
+            if !writes.is_empty() || !finishes.is_empty() {
+                self.commit_batch(&writes, &finishes, &source_keys);
+            }
+            let journaled = self.trees.journal.applied();
+            match db.flush() {
+                Ok(_) => {
+                    // Before waking the waiters, so a caller of `durable`
+                    // finds the journal without what it wrote.
+                    if let Err(e) = self.trees.journal.forget(journaled) {
+                        tracing::error!(error = %e, "removing applied journal records failed");
+                    }
+                    self.failed.send_replace(None);
+                    self.flushed.send_replace(target);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "flushing storage failed; retrying");
+                    self.failed.send_replace(Some(e.to_string()));
+                    std::thread::sleep(Duration::from_millis(50));
+                    self.kick.lock().pending = true;
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Notes a committed queue entry (or a lower bound of its key).
+    pub(super) fn queued(&self, key: Vec<u8>) {
+        let mut low = self.lock_low_water();
+        if low.as_ref().is_none_or(|l| key < *l) {
+            *low = Some(key);
+        }
+    }
+
+    pub(super) fn lock_low_water(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
+        self.low_water.lock()
+    }
+
+    pub(super) fn lock_staged(&self) -> MutexGuard<'_, Staged> {
+        self.staged.lock()
+    }
+
+    /// Writes a staged batch, retrying until storage takes it: its events
+    /// may already be promised to a waiter of a later ticket.
+    fn commit_batch(
+        &self,
+        writes: &[(Slot, Vec<u8>, Vec<u8>)],
+        finishes: &[StagedFinish],
+        source_keys: &[Vec<u8>],
+    ) {
+        // A subscription change (failure count, disabling) must reach the
+        // index no later than readers of sled can see it, or an ingest could
+        // still match a subscription the API already shows disabled: hold
+        // the index across the change (rarely: only batches with one).
+        let mut index = finishes
+            .iter()
+            .any(|f| f.subscription.is_some())
+            .then(|| self.index.write());
+        loop {
+            match self.trees.commit(writes, finishes) {
+                Ok(changed) => {
+                    if let Some(index) = index.as_mut() {
+                        for sub in changed {
+                            index.put(sub.clone());
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "writing staged events failed; retrying");
+                    self.failed.send_replace(Some(e.to_string()));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        drop(index);
+        let queued = writes
+            .iter()
+            .filter(|(slot, ..)| matches!(slot, Slot::Queue))
+            .map(|(_, key, _)| key)
+            .chain(
+                finishes
+                    .iter()
+                    .filter_map(|f| f.requeue.as_ref().map(|(k, _)| k)),
+            )
+            .min();
+        if let Some(key) = queued {
+            self.queued(key.clone());
+        }
+        let mut staged = self.lock_staged();
+        for key in source_keys {
+            staged.source_ids.remove(key);
+        }
+    }
+
+    pub(super) async fn wait(&self) -> Result<()> {
+        let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        self.kick.lock().pending = true;
+        self.cvar.notify_one();
+        let mut flushed = self.flushed.subscribe();
+        let mut failed = self.failed.subscribe();
+        loop {
+            if *flushed.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            if let Some(e) = failed.borrow_and_update().clone() {
+                return Err(StoreError::Backend(e.into()));
+            }
+            tokio::select! {
+                r = flushed.changed() => if r.is_err() { return Ok(()) },
+                r = failed.changed() => if r.is_err() { return Ok(()) },
+            }
+        }
+    }
+}

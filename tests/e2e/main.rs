@@ -2,9 +2,10 @@
 //!
 //! Every test starts the real server as a child process on an ephemeral
 //! loopback port with its own temporary data directory, drives it through the
-//! HTTP API of the contract (`/work/shared/CONTRACT.md`) and watches what a
-//! real HTTP receiver gets. Nothing here reaches into the server's internals,
-//! and nothing leaves 127.0.0.1. Shared helpers live in [`harness`].
+//! HTTP API of the contract (`../shared/CONTRACT.md`, beside the repository)
+//! and watches what a real HTTP receiver gets. Nothing here reaches into the
+//! server's internals, and nothing leaves 127.0.0.1. Shared helpers live in
+//! [`harness`].
 
 mod bridges;
 mod core;

@@ -124,7 +124,7 @@ async fn publish_and_report(api: &Api, config: &Config, services: &Services) -> 
         .iter()
         .map(|s| s.tenant.clone())
         .collect();
-    let dir = samples::samples_dir(workspace_dir());
+    let dir = samples::samples_dir();
     let (samples, unclaimed) = samples::load(&dir, &tenants)?;
     report::heading(&format!(
         "Publishing {} samples from {}",

@@ -16,13 +16,10 @@ pub struct Sample {
     pub body: Value,
 }
 
-/// `shared/samples/`, a sibling of the workspace.
-pub fn samples_dir(workspace: &Path) -> PathBuf {
-    workspace
-        .parent()
-        .unwrap_or(workspace)
-        .join("shared")
-        .join("samples")
+/// `shared/samples/`, a sibling of the workspace, relative to the workspace root (the demo's
+/// working directory), so that the report shows no machine's own path.
+pub fn samples_dir() -> PathBuf {
+    Path::new("..").join("shared").join("samples")
 }
 
 /// The samples in file-name order (so a tenant's events go out in a stable order), each with

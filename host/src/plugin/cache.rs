@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::Component;
 
 pub(super) struct DiskCache {
@@ -26,7 +25,7 @@ pub(super) struct DiskCache {
 
 impl DiskCache {
     /// Opens (creating it, owner-only, if needed) the cache directory.
-    pub(super) fn open(dir: &Path, engine: &Engine) -> io::Result<DiskCache> {
+    pub(super) fn open(dir: &Path, engine: &wasmtime::Engine) -> io::Result<DiskCache> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -45,7 +44,7 @@ impl DiskCache {
 
     /// The cached compilation of the component with this hash, if there is a
     /// usable one. A stale or corrupt entry is removed and reported as absent.
-    pub(super) fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+    pub(super) fn load(&self, engine: &wasmtime::Engine, sha256: &str) -> Option<Component> {
         let path = self.entry_path(sha256);
         if !path.is_file() {
             return None;
@@ -94,7 +93,7 @@ impl DiskCache {
 
 /// A filename-safe digest of everything that makes compiled code usable by
 /// this engine (wasmtime version, target, compiler settings, features).
-fn engine_hash(engine: &Engine) -> String {
+fn engine_hash(engine: &wasmtime::Engine) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hex::encode(&hasher.0.finalize()[..8])

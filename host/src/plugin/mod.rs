@@ -34,8 +34,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
+    Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Trap, UpdateDeadline,
 };
 
 use crate::model::{Event, LogLine, is_reserved_header};
@@ -207,7 +206,7 @@ pub struct TransformReport {
 
 /// The process's plugin engine. Cheap to share behind an `Arc`.
 pub struct PluginRuntime {
-    engine: Engine,
+    engine: wasmtime::Engine,
     linker: Linker<Sandbox>,
     disk: Option<DiskCache>,
     /// Plugins alive somewhere in the process, by sha256: loading the same
@@ -222,8 +221,8 @@ impl PluginRuntime {
     /// The engine, its epoch ticker, and the disk cache in `cache_dir` (no
     /// disk cache when `None`: every start compiles).
     pub fn new(cache_dir: Option<&Path>) -> Result<Self, PluginError> {
-        let engine =
-            Engine::new(&engine_config()).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let engine = wasmtime::Engine::new(&engine_config())
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         spawn_epoch_ticker(&engine).map_err(|e| PluginError::Engine(e.to_string()))?;
 
         let mut linker = Linker::new(&engine);
@@ -346,7 +345,7 @@ impl PluginRuntime {
         log: PluginLog,
     ) -> Result<Outcome, TransformError> {
         let memory_bytes = limits.memory_bytes.min(MAX_MEMORY_BYTES);
-        let mut store = Store::new(&self.engine, Sandbox::new(memory_bytes, log));
+        let mut store = wasmtime::Store::new(&self.engine, Sandbox::new(memory_bytes, log));
         store.limiter(|sandbox| &mut sandbox.limiter);
         let started = Instant::now();
         let deadline = started + limits.timeout;
@@ -389,7 +388,7 @@ impl PluginRuntime {
 /// The one engine configuration. Every pool number derives from
 /// [`MAX_INSTANCES`]; the pool only reserves address space up front, and
 /// physical memory is committed as instances touch it.
-fn engine_config() -> Config {
+fn engine_config() -> wasmtime::Config {
     let mut pool = PoolingAllocationConfig::new();
     pool
         // One component instance per concurrent transform.
@@ -421,7 +420,7 @@ fn engine_config() -> Config {
         .table_keep_resident(64 << 10)
         .pagemap_scan(Enabled::Auto);
 
-    let mut config = Config::new();
+    let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
         // Shared memories could outlive a call and are not needed by transforms.
@@ -439,7 +438,7 @@ fn engine_config() -> Config {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
-fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+fn spawn_epoch_ticker(engine: &wasmtime::Engine) -> std::io::Result<()> {
     let engine = engine.weak();
     std::thread::Builder::new()
         .name("hookshape-epoch".into())

@@ -5,7 +5,7 @@
 use super::SledStore;
 use super::journal::{Change, Slot};
 use super::keys::{key3, last_part, pending_key, prefix2, queue_key, queue_value};
-use super::records::{decode, encode, write_delivery, write_subscription};
+use super::records::{decode, encode, read, write_delivery, write_subscription};
 use crate::clock::Timestamp;
 use crate::ids::{AttemptId, DeliveryId, SubscriptionId, Tenant};
 use crate::model::{Attempt, Delivery, DeliveryState, Subscription};
@@ -99,12 +99,7 @@ impl SledStore {
 
     pub fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>> {
         let key = id.as_str().as_bytes();
-        self.inner
-            .trees
-            .attempts
-            .get(key)?
-            .map(|v| decode(key, &v))
-            .transpose()
+        read(&self.inner.trees.attempts, key)
     }
 
     /// The subscription's attempts, newest first, strictly older than `before`.

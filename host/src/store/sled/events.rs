@@ -6,7 +6,9 @@ use super::journal::Slot;
 use super::keys::{
     event_delivery_key, key2, last_part, pending_key, prefix2, queue_key, queue_value,
 };
-use super::records::{EventWrites, IngestDeliveries, decode, encode, event_writes, write_delivery};
+use super::records::{
+    EventWrites, IngestDeliveries, decode, encode, event_writes, read, write_delivery,
+};
 use crate::ids::{DeliveryId, EventId};
 use crate::model::{Delivery, Event};
 use crate::store::{Ingested, NewDelivery, Queued, Receipt, Result};
@@ -64,22 +66,10 @@ impl SledStore {
         let _ordered = self.ordered_lock();
         // Which ordered deliveries become their subscription's head: decided
         // under the lock, before the change, since it needs a scan.
-        let mut queued = Vec::with_capacity(deliveries.len());
-        for NewDelivery {
-            delivery: d,
-            ordered,
-        } in deliveries
-        {
-            let head = !*ordered
-                || self
-                    .inner
-                    .trees
-                    .sub_pending
-                    .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
-                    .next()
-                    .is_none();
-            queued.push(head);
-        }
+        let queued: Vec<bool> = deliveries
+            .iter()
+            .map(|n| self.is_head(&n.delivery, n.ordered))
+            .collect();
         let receipt = Receipt {
             id: event.id.clone(),
             deliveries: deliveries.len(),
@@ -139,12 +129,7 @@ impl SledStore {
 
     pub fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
         let key = id.as_str().as_bytes();
-        self.inner
-            .trees
-            .events
-            .get(key)?
-            .map(|v| decode(key, &v))
-            .transpose()
+        read(&self.inner.trees.events, key)
     }
 
     /// The event's deliveries as they stand: those kept in its record (made
@@ -195,25 +180,13 @@ impl SledStore {
 
     fn delivery_row(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
         let key = id.as_str().as_bytes();
-        self.inner
-            .trees
-            .deliveries
-            .get(key)?
-            .map(|v| decode(key, &v))
-            .transpose()
+        read(&self.inner.trees.deliveries, key)
     }
 
     /// Adds one more delivery of a stored event (a resend), queued at its due time.
     pub fn add_delivery(&self, d: &Delivery, ordered: bool) -> Result<()> {
         let _ordered = ordered.then(|| self.ordered_lock());
-        let head = !ordered
-            || self
-                .inner
-                .trees
-                .sub_pending
-                .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
-                .next()
-                .is_none();
+        let head = self.is_head(d, ordered);
         self.inner.trees.write(|c| {
             write_delivery(c, d, head);
             c.insert(
@@ -230,5 +203,18 @@ impl SledStore {
             self.inner.commit.commit.queued(queue_key(due, &d.id));
         }
         Ok(())
+    }
+
+    /// Whether a new delivery runs at once: unordered, or the first its
+    /// ordered subscription has pending (call with the ordered lock held).
+    fn is_head(&self, d: &Delivery, ordered: bool) -> bool {
+        !ordered
+            || self
+                .inner
+                .trees
+                .sub_pending
+                .scan_prefix(prefix2(d.tenant.as_str(), d.subscription_id.as_str()))
+                .next()
+                .is_none()
     }
 }

@@ -21,6 +21,14 @@ pub(super) fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> 
     })
 }
 
+/// Reads and decodes the record at `key`, if there is one.
+pub(super) fn read<T: for<'de> Deserialize<'de>>(
+    tree: &::sled::Tree,
+    key: &[u8],
+) -> Result<Option<T>> {
+    tree.get(key)?.map(|v| decode(key, &v)).transpose()
+}
+
 /// Decodes the value of an entry read by a scan.
 pub(super) fn decode_entry<T: for<'de> Deserialize<'de>>(
     kv: ::sled::Result<(::sled::IVec, ::sled::IVec)>,

@@ -8,7 +8,7 @@ use super::keys::{
     key2, key3, last_part, parse_queue_key, prefix2, queue_key, queue_value, queued_event,
     queued_for,
 };
-use super::records::{current_delivery, decode, decode_entry, encode, write_subscription};
+use super::records::{current_delivery, decode_entry, encode, read, write_subscription};
 use crate::ids::{SubscriptionId, Tenant};
 use crate::model::{Delivery, DeliveryState, Subscription};
 use crate::store::{Queued, Result};
@@ -44,12 +44,7 @@ impl SledStore {
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>> {
         let key = key2(tenant.as_str(), id.as_str());
-        self.inner
-            .trees
-            .subscriptions
-            .get(&key)?
-            .map(|v| decode(&key, &v))
-            .transpose()
+        read(&self.inner.trees.subscriptions, &key)
     }
 
     pub fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>> {

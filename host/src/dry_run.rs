@@ -6,6 +6,7 @@
 //! shows it (`GET .../events/{id}`: `evt_` id, `tenant`, `timestamp`), so an
 //! event that misbehaved in production can be replayed byte for byte.
 
+use hookshape_signing::Secret;
 use serde::Deserialize;
 
 use crate::clock::Timestamp;
@@ -15,7 +16,6 @@ use crate::model::{Event, ManagedBy, Payload, Subscription};
 use crate::plugin::{
     LoadedPlugin, Outcome, PluginLimits, PluginRuntime, TransformInput, TransformReport,
 };
-use crate::signing::Secret;
 
 /// The URL used when none is given.
 pub const DEFAULT_URL: &str = "https://receiver.example/hook";

@@ -3,8 +3,10 @@
 //!
 //! Data flows one way: [`api`] -> [`app`] -> [`store`] -> [`delivery`] ->
 //! [`plugin`] -> [`http_client`] -> [`store`]. [`config`] reads the admin's
-//! TOML, [`signing`] implements Standard Webhooks, [`clock`] is the one source
-//! of time, [`metrics`] the Prometheus counters.
+//! TOML, [`clock`] is the one source of time, [`metrics`] the Prometheus
+//! counters. Standard Webhooks signing lives in the `hookshape-signing` crate
+//! and the stop signal in `hookshape-shutdown`, which the examples share
+//! without pulling in wasmtime or sled.
 
 pub mod api;
 pub mod app;
@@ -21,5 +23,4 @@ pub mod plugin;
 pub mod registry;
 pub mod server;
 pub mod services;
-pub mod signing;
 pub mod store;

@@ -204,7 +204,7 @@ async fn serve(
     println!("hookshape listening on http://{}", running.addr);
     let stop = running.stopper();
     tokio::spawn(async move {
-        hookshape::server::shutdown_signal().await;
+        hookshape_shutdown::signal().await;
         tracing::info!("shutting down");
         stop.send_replace(true);
     });

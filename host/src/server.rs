@@ -88,29 +88,6 @@ impl Running {
     }
 }
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM: what `hookshape serve`,
-/// and the example receivers, stop on.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; Ctrl-C still works");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 /// Starts the plugin engine and loads the config's plugins, then the
 /// uploaded ones. Compiling takes up to a second per plugin, so it runs on a
 /// blocking thread rather than stalling the reactor.

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use git_bridge::{Bridge, BridgeConfig};
 use hookshape::config::Config;
 use hookshape::plugin::testing::{build_plugin, workspace_dir};
-use hookshape::signing::{DEFAULT_TOLERANCE, Secret};
+use hookshape_signing::{DEFAULT_TOLERANCE, Secret};
 use receivers::gate::{GateConfig, SignatureCheck};
 use receivers::slack::SlackReceiver;
 use receivers::zapier::ZapierReceiver;

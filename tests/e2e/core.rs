@@ -77,8 +77,8 @@ async fn delivers_a_signed_sample_event_and_records_the_attempt() {
     assert!(agent.starts_with("hookshape/"), "user-agent {agent}");
     assert_eq!(request.header("x-team"), Some("data"));
     assert_signed(&request, secret);
-    let signing_key = hookshape::signing::Secret::parse(secret).expect("a valid secret");
-    hookshape::signing::verify(
+    let signing_key = hookshape_signing::Secret::parse(secret).expect("a valid secret");
+    hookshape_signing::verify(
         &signing_key,
         request.webhook_id(),
         request.header("webhook-timestamp").unwrap(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use git_bridge::{Bridge, BridgeConfig};
 use hookshape::config::{Config, SubscriptionConfig};
-use hookshape::signing::{DEFAULT_TOLERANCE, Secret};
+use hookshape_signing::{DEFAULT_TOLERANCE, Secret};
 use receivers::gate::GateConfig;
 use receivers::slack::SlackReceiver;
 use receivers::zapier::ZapierReceiver;

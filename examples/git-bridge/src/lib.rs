@@ -28,7 +28,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use hookshape::signing::{self, Secret};
+use hookshape_signing::Secret;
 use serde::Serialize;
 use serde_json::json;
 
@@ -135,13 +135,13 @@ impl Bridge {
                     )
                 })
         };
-        let id = header(signing::HEADER_ID)?;
-        let timestamp = header(signing::HEADER_TIMESTAMP)?;
-        let signature = header(signing::HEADER_SIGNATURE)?;
+        let id = header(hookshape_signing::HEADER_ID)?;
+        let timestamp = header(hookshape_signing::HEADER_TIMESTAMP)?;
+        let signature = header(hookshape_signing::HEADER_SIGNATURE)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        signing::verify(
+        hookshape_signing::verify(
             &self.secret,
             id,
             timestamp,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use git_bridge::{Bridge, BridgeConfig};
-use hookshape::signing::Secret;
+use hookshape_signing::Secret;
 use tracing_subscriber::EnvFilter;
 
 /// Applies signed commit requests from hookshape's git-commit plugin to a local Git repository.
@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, "git-bridge listening");
 
     axum::serve(listener, Arc::new(bridge).router())
-        .with_graceful_shutdown(hookshape::server::shutdown_signal())
+        .with_graceful_shutdown(hookshape_shutdown::signal())
         .await
         .context("server failed")
 }

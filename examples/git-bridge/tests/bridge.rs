@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use git_bridge::{Bridge, BridgeConfig};
-use hookshape::signing::{self, DEFAULT_TOLERANCE, Secret};
+use hookshape_signing::{DEFAULT_TOLERANCE, Secret};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
@@ -57,7 +57,7 @@ impl Harness {
     async fn send(&self, webhook_id: &str, body: &Value) -> (StatusCode, Value) {
         let body = serde_json::to_vec(body).unwrap();
         let now = now();
-        let signature = signing::sign(&secret(), webhook_id, now, &body);
+        let signature = hookshape_signing::sign(&secret(), webhook_id, now, &body);
         self.send_raw(
             &[
                 ("webhook-id", webhook_id.to_owned()),
@@ -408,7 +408,7 @@ async fn malformed_requests_are_refused() {
 
     let body = b"{not json".to_vec();
     let now = now();
-    let signature = signing::sign(&secret(), "msg_json", now, &body);
+    let signature = hookshape_signing::sign(&secret(), "msg_json", now, &body);
     let (status, answer) = bridge
         .send_raw(
             &[
@@ -428,10 +428,10 @@ async fn unsigned_or_badly_signed_requests_get_401() {
     let bridge = Harness::start().await;
     let body = serde_json::to_vec(&upsert(&sales_path(), DOCUMENT)).unwrap();
     let now = now();
-    let good = signing::sign(&secret(), "msg_1", now, &body);
-    let wrong_key = signing::sign(&Secret::generate(), "msg_1", now, &body);
+    let good = hookshape_signing::sign(&secret(), "msg_1", now, &body);
+    let wrong_key = hookshape_signing::sign(&Secret::generate(), "msg_1", now, &body);
     let stale = now - 3600;
-    let stale_signature = signing::sign(&secret(), "msg_1", stale, &body);
+    let stale_signature = hookshape_signing::sign(&secret(), "msg_1", stale, &body);
 
     let cases = [
         (vec![], "missing_signature"),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
-use hookshape::signing::{self, Secret, VerifyError};
+use hookshape_signing::{Secret, VerifyError};
 use serde::Serialize;
 
 /// How a receiver treats requests before parsing them.
@@ -25,7 +25,7 @@ impl Default for GateConfig {
     fn default() -> Self {
         GateConfig {
             secret: None,
-            tolerance: signing::DEFAULT_TOLERANCE,
+            tolerance: hookshape_signing::DEFAULT_TOLERANCE,
             fail_first: 0,
         }
     }
@@ -107,13 +107,13 @@ impl Gate {
                 .and_then(|v| v.to_str().ok())
                 .ok_or(Refusal::MissingSignature(name))
         };
-        let id = header(signing::HEADER_ID)?;
-        let timestamp = header(signing::HEADER_TIMESTAMP)?;
-        let signature = header(signing::HEADER_SIGNATURE)?;
+        let id = header(hookshape_signing::HEADER_ID)?;
+        let timestamp = header(hookshape_signing::HEADER_TIMESTAMP)?;
+        let signature = header(hookshape_signing::HEADER_SIGNATURE)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        signing::verify(secret, id, timestamp, signature, body, now, self.tolerance)
+        hookshape_signing::verify(secret, id, timestamp, signature, body, now, self.tolerance)
             .map_err(Refusal::BadSignature)?;
         Ok(SignatureCheck::Verified)
     }
@@ -151,7 +151,7 @@ mod tests {
         });
         assert_eq!(
             gate.check_signature(&HeaderMap::new(), b"{}"),
-            Err(Refusal::MissingSignature(signing::HEADER_ID))
+            Err(Refusal::MissingSignature(hookshape_signing::HEADER_ID))
         );
 
         let now = SystemTime::now()
@@ -159,10 +159,19 @@ mod tests {
             .unwrap()
             .as_secs();
         let mut headers = HeaderMap::new();
-        headers.insert(signing::HEADER_ID, HeaderValue::from_static("evt_1"));
-        headers.insert(signing::HEADER_TIMESTAMP, now.to_string().parse().unwrap());
-        let signature = signing::sign(&secret, "evt_1", now, b"{}");
-        headers.insert(signing::HEADER_SIGNATURE, signature.parse().unwrap());
+        headers.insert(
+            hookshape_signing::HEADER_ID,
+            HeaderValue::from_static("evt_1"),
+        );
+        headers.insert(
+            hookshape_signing::HEADER_TIMESTAMP,
+            now.to_string().parse().unwrap(),
+        );
+        let signature = hookshape_signing::sign(&secret, "evt_1", now, b"{}");
+        headers.insert(
+            hookshape_signing::HEADER_SIGNATURE,
+            signature.parse().unwrap(),
+        );
         assert_eq!(
             gate.check_signature(&headers, b"{}"),
             Ok(SignatureCheck::Verified)

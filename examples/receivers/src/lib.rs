@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use hookshape::signing::Secret;
+use hookshape_signing::Secret;
 use tokio::net::TcpListener;
 
 use crate::gate::GateConfig;
@@ -71,6 +71,6 @@ pub async fn serve(listen: SocketAddr, router: Router) -> io::Result<()> {
     }
     tracing::info!(%addr, "listening");
     axum::serve(listener, router)
-        .with_graceful_shutdown(hookshape::server::shutdown_signal())
+        .with_graceful_shutdown(hookshape_shutdown::signal())
         .await
 }

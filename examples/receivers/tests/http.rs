@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use bytes::Bytes;
-use hookshape::signing::{self, Secret};
+use hookshape_signing::Secret;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::Client;
@@ -115,7 +115,10 @@ fn signed_headers(secret: &Secret, id: &str, body: &[u8]) -> Vec<(&'static str, 
         ("content-type", "application/json".to_owned()),
         ("webhook-id", id.to_owned()),
         ("webhook-timestamp", now.to_string()),
-        ("webhook-signature", signing::sign(secret, id, now, body)),
+        (
+            "webhook-signature",
+            hookshape_signing::sign(secret, id, now, body),
+        ),
     ]
 }
 

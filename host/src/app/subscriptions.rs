@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use hookshape_signing::Secret;
 use serde::{Deserialize, Deserializer};
 
 use super::{App, AppError};
@@ -12,7 +13,6 @@ use crate::delivery::{request, worker};
 use crate::http_client::check_literal_target;
 use crate::ids::{EventId, PluginName, SubscriptionId, Tenant};
 use crate::model::{Event, ManagedBy, Payload, Subscription, is_reserved_header};
-use crate::signing::Secret;
 use crate::store::Store;
 
 /// A subscription as the API creates it.

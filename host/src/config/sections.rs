@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use hookshape_signing::Secret;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -18,7 +19,6 @@ use super::{
 };
 use crate::ids::{InvalidId, PluginName, SubscriptionId, Tenant};
 use crate::model::is_reserved_header;
-use crate::signing::Secret;
 
 type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 

@@ -5,13 +5,13 @@
 //! dry run, so all three produce byte-identical requests.
 
 use bytes::Bytes;
+use hookshape_signing::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::model::{Event, Payload, Subscription, is_reserved_header};
 use crate::plugin::PluginRequest;
-use crate::signing::{self, Secret};
 
 /// A request ready for the HTTP client.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub fn build(
         })?;
     headers.insert(http::header::CONTENT_TYPE, content_type);
     let ts = now.as_secs();
-    let signature = signing::sign(&secret, event.id.as_str(), ts, &body);
+    let signature = hookshape_signing::sign(&secret, event.id.as_str(), ts, &body);
     let value =
         |s: &str| HeaderValue::from_str(s).expect("ids, digits and base64 are valid header values");
     headers.insert("webhook-id", value(event.id.as_str()));
@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(h("webhook-id"), event.id.as_str());
         assert_eq!(h("webhook-timestamp"), "1763900001");
         let secret = Secret::parse(&sub.secret).unwrap();
-        signing::verify(
+        hookshape_signing::verify(
             &secret,
             &h("webhook-id"),
             &h("webhook-timestamp"),

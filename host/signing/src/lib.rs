@@ -4,6 +4,10 @@
 //! the examples and end-to-end tests use. The signed content is
 //! `{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256 keyed with the
 //! decoded secret.
+//!
+//! A crate of its own, so that receivers share it without building the
+//! dispatcher (wasmtime, sled); `tests/reference.rs` checks it against the
+//! reference `standardwebhooks` crate.
 
 use std::fmt;
 use std::time::Duration;

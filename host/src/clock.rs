@@ -34,6 +34,14 @@ impl Timestamp {
         )
     }
 
+    /// `d` before this moment, or the epoch when that is earlier.
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(d.as_millis().min(u64::MAX as u128) as u64),
+        )
+    }
+
     /// The time from `earlier` to `self`, zero when `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))

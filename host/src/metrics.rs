@@ -196,7 +196,15 @@ pub struct Metrics {
     transform_duration: Histogram,
     queue_depth: AtomicU64,
     in_flight: AtomicU64,
+    /// Records deleted by retention, by kind ([`SWEPT_KINDS`]).
+    swept: [AtomicU64; SWEPT_KINDS.len()],
+    /// When the last complete sweep ended (Unix seconds) and how long it took (microseconds).
+    last_sweep_unix: AtomicU64,
+    last_sweep_us: AtomicU64,
 }
+
+/// The kinds of record retention deletes, as labelled in the metric.
+const SWEPT_KINDS: [&str; 4] = ["event", "delivery", "attempt", "plugin_blob"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -214,6 +222,9 @@ impl Metrics {
             transform_duration: Histogram::new(TRANSFORM_BOUNDS_NS),
             queue_depth: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            swept: Default::default(),
+            last_sweep_unix: AtomicU64::new(0),
+            last_sweep_us: AtomicU64::new(0),
         }
     }
 
@@ -255,6 +266,17 @@ impl Metrics {
     /// A delivery attempt started with [`Metrics::in_flight_started`] ended.
     pub fn in_flight_ended(&self) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A retention sweep ended: what it deleted by kind (events, deliveries,
+    /// attempts, plugin blobs), when it ended and how long it took.
+    pub fn sweep_finished(&self, deleted: [u64; 4], ended_unix: u64, took: Duration) {
+        for (counter, n) in self.swept.iter().zip(deleted) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        self.last_sweep_unix.store(ended_unix, Ordering::Relaxed);
+        self.last_sweep_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The estimated `q` quantile (0.0..=1.0) of transform latency; `None`
@@ -323,6 +345,31 @@ impl Metrics {
             "Deliveries being attempted right now.",
             &self.in_flight,
         );
+
+        let name = "hookshape_retention_deleted_total";
+        counter(
+            &mut out,
+            name,
+            "Records deleted by the retention sweep, by kind.",
+        );
+        for (kind, count) in SWEPT_KINDS.iter().zip(&self.swept) {
+            let count = count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {count}");
+        }
+        gauge(
+            &mut out,
+            "hookshape_retention_last_sweep_timestamp_seconds",
+            "When the last complete retention sweep ended (Unix time; 0 before the first).",
+            &self.last_sweep_unix,
+        );
+        let name = "hookshape_retention_last_sweep_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long the last complete retention sweep took."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let us = self.last_sweep_us.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name} {}", us as f64 / 1e6);
         out
     }
 }

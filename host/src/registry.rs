@@ -381,7 +381,7 @@ mod tests {
             timeout: Duration::from_millis(250),
             memory_bytes: 64 << 20,
         };
-        let store = crate::store::open(dir.path()).unwrap();
+        let store = crate::store::open(dir.path(), &Default::default()).unwrap();
         let first = registry(store.clone());
         let (info, created) = first
             .put(&name("shaper"), wasm.into(), limits, Timestamp(1))
@@ -394,7 +394,7 @@ mod tests {
         store.durable().await.unwrap();
         drop((first, store));
 
-        let store = crate::store::open(dir.path()).unwrap();
+        let store = crate::store::open(dir.path(), &Default::default()).unwrap();
         let uploads = read_uploads(&*store).await.unwrap();
         let second = registry(store);
         assert!(second.load_stored(uploads).is_empty());
@@ -407,7 +407,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("notes.wasm");
         std::fs::write(&wasm, "not a component").unwrap();
-        let store = crate::store::open(&dir.path().join("data")).unwrap();
+        let store = crate::store::open(&dir.path().join("data"), &Default::default()).unwrap();
         let registry = PluginRegistry::new(PluginRuntime::new(None).unwrap(), store);
         let declared = BTreeMap::from([(
             "notes".parse::<PluginName>().unwrap(),

@@ -135,7 +135,12 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         tracing::warn!(%listen, "no API tokens configured: open access on a loopback address");
     }
     let data = &config.storage.path;
-    let store = crate::store::open(data).map_err(|source| ServerError::Store {
+    let options = crate::store::Options {
+        sync: config.storage.sync,
+        max_size: config.storage.max_size,
+        min_free: config.storage.min_free,
+    };
+    let store = crate::store::open(data, &options).map_err(|source| ServerError::Store {
         path: data.display().to_string(),
         source,
     })?;
@@ -195,13 +200,15 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         })?;
     let (shutdown, rx) = watch::channel(false);
     let router = crate::api::router(app.clone());
+    let (sweeper, retention) = (app.clone(), app.config().retention.clone());
     let mut http_rx = rx.clone();
     let tasks = tokio::spawn(async move {
         let http = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = http_rx.wait_for(|stop| *stop).await;
         });
-        let dispatcher = dispatcher.run(rx, grace);
-        let (served, ()) = tokio::join!(http.into_future(), dispatcher);
+        let dispatcher = dispatcher.run(rx.clone(), grace);
+        let retention = crate::app::retention::run(sweeper, retention, rx);
+        let (served, (), ()) = tokio::join!(http.into_future(), dispatcher, retention);
         if let Err(e) = served {
             tracing::error!(error = %e, "the API server failed");
         }

@@ -21,6 +21,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header (503s).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,6 +31,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After`: nothing was done, the same request may succeed later.
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Self {
+            retry_after: Some(retry_after.as_secs().max(1)),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
     }
 
@@ -129,6 +144,11 @@ impl From<AppError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             AppError::TooLarge { limit } => Self::payload_too_large(Some(limit)),
+            AppError::Unavailable {
+                code,
+                message,
+                retry_after,
+            } => Self::unavailable(code, message, retry_after),
             AppError::Internal(detail) => Self::internal(detail),
         }
     }
@@ -183,6 +203,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

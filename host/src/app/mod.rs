@@ -5,6 +5,7 @@
 //! here, so the API stays thin and the rules live in one place. Subscription
 //! use cases and the config reconciliation are in [`subscriptions`].
 
+pub mod retention;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -38,6 +39,14 @@ pub enum AppError {
     Invalid { code: &'static str, message: String },
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The store takes no writes for now; the client should retry after
+    /// `retry_after` (503).
+    #[error("{message}")]
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,10 +67,30 @@ impl AppError {
     }
 }
 
+/// How long a client is told to wait when the store is behind (it catches
+/// up within a flush or two), and when it is full (space comes back with
+/// retention's next sweep or an operator, not in a second).
+const RETRY_OVERLOADED: std::time::Duration = std::time::Duration::from_secs(1);
+const RETRY_FULL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage failure");
-        AppError::Internal(e.to_string())
+        let (code, retry_after) = match &e {
+            StoreError::Overloaded | StoreError::Stalled(_) | StoreError::Closed => {
+                ("overloaded", RETRY_OVERLOADED)
+            }
+            StoreError::Full(_) => ("storage_full", RETRY_FULL),
+            StoreError::Backend(_) | StoreError::Corrupt { .. } | StoreError::Journal(_) => {
+                tracing::error!(error = %e, "storage failure");
+                return AppError::Internal(e.to_string());
+            }
+        };
+        tracing::warn!(error = %e, "refusing a write for now");
+        AppError::Unavailable {
+            code,
+            message: e.to_string(),
+            retry_after,
+        }
     }
 }
 
@@ -155,6 +184,11 @@ impl App {
         let metrics = self.metrics();
         metrics.set_queue_depth(self.ctx().store.queue_len() as u64);
         metrics.render()
+    }
+
+    /// Whether the store takes events now; the reason in words when not.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.ctx().store.readiness().map_err(|e| e.to_string())
     }
 
     fn ctx(&self) -> &Services {

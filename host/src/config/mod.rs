@@ -33,6 +33,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::ids::{PluginName, SubscriptionId, Tenant};
+use crate::store::Durability;
 
 pub use units::{MIN_PLUGIN_MEMORY, non_zero, parse_duration, parse_size, plugin_memory};
 
@@ -41,6 +42,7 @@ pub use units::{MIN_PLUGIN_MEMORY, non_zero, parse_duration, parse_size, plugin_
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub retention: RetentionConfig,
     pub auth: AuthConfig,
     pub delivery: DeliveryConfig,
     pub plugins: BTreeMap<PluginName, PluginConfig>,
@@ -73,6 +75,24 @@ pub enum LogFormat {
 pub struct StorageConfig {
     /// The sled directory.
     pub path: PathBuf,
+    /// What an acknowledged write survives.
+    pub sync: Durability,
+    /// Store size in bytes past which ingest answers 503 `storage_full`.
+    pub max_size: u64,
+    /// Free bytes on the data filesystem under which ingest answers the same.
+    pub min_free: u64,
+}
+
+/// `[retention]`: how long final records are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Final events (every delivery settled) older than this are deleted
+    /// with their deliveries.
+    pub events: Duration,
+    /// Attempts older than this are deleted.
+    pub attempts: Duration,
+    /// How often the sweep runs.
+    pub sweep_interval: Duration,
 }
 
 /// `[auth]`; no tokens means open access, which the server allows only on
@@ -235,6 +255,20 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             path: PathBuf::from("hookshape-data"),
+            sync: Durability::Full,
+            max_size: 20 << 30,
+            min_free: 1 << 30,
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let days = |d: u64| Duration::from_secs(d * 86_400);
+        RetentionConfig {
+            events: days(30),
+            attempts: days(30),
+            sweep_interval: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -14,24 +14,28 @@ use super::reader::{
     self, Node, Reader, Section, boolean, duration, expected, size, string, unsigned,
 };
 use super::{
-    AuthConfig, Config, DeliveryConfig, LogFormat, PluginConfig, Role, ServerConfig, StorageConfig,
-    SubscriptionConfig, TenantScope, TokenConfig, non_zero, plugin_memory,
+    AuthConfig, Config, DeliveryConfig, LogFormat, PluginConfig, RetentionConfig, Role,
+    ServerConfig, StorageConfig, SubscriptionConfig, TenantScope, TokenConfig, non_zero,
+    plugin_memory,
 };
 use crate::ids::{InvalidId, PluginName, SubscriptionId, Tenant};
 use crate::model::is_reserved_header;
+use crate::store::Durability;
 
 type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 
 const ROOT_KEYS: &[&str] = &[
     "server",
     "storage",
+    "retention",
     "auth",
     "delivery",
     "plugins",
     "subscriptions",
 ];
 const SERVER_KEYS: &[&str] = &["listen", "max_event_bytes", "log_format"];
-const STORAGE_KEYS: &[&str] = &["path"];
+const STORAGE_KEYS: &[&str] = &["path", "sync", "max_size", "min_free"];
+const RETENTION_KEYS: &[&str] = &["events", "attempts", "sweep_interval"];
 const AUTH_KEYS: &[&str] = &["tokens"];
 const TOKEN_KEYS: &[&str] = &["token", "role", "tenants"];
 const DELIVERY_KEYS: &[&str] = &[
@@ -75,6 +79,10 @@ pub(super) fn read(
         .subtable(&root, "storage", STORAGE_KEYS)
         .map(|s| read_storage(r, &s))
         .unwrap_or_default();
+    let retention = r
+        .subtable(&root, "retention", RETENTION_KEYS)
+        .map(|s| read_retention(r, &s))
+        .unwrap_or_default();
     let auth = r
         .subtable(&root, "auth", AUTH_KEYS)
         .map(|s| read_auth(r, &s, env))
@@ -88,6 +96,7 @@ pub(super) fn read(
     Config {
         server,
         storage,
+        retention,
         auth,
         delivery,
         plugins,
@@ -114,10 +123,41 @@ fn read_server(r: &mut Reader<'_>, s: &Section<'_, '_>) -> ServerConfig {
 }
 
 fn read_storage(r: &mut Reader<'_>, s: &Section<'_, '_>) -> StorageConfig {
+    let defaults = StorageConfig::default();
     StorageConfig {
         path: r
             .optional(s, "path", |v| non_empty_path(v).map(PathBuf::from))
-            .unwrap_or_else(|| StorageConfig::default().path),
+            .unwrap_or(defaults.path),
+        sync: r.optional(s, "sync", durability).unwrap_or(defaults.sync),
+        max_size: r
+            .optional(s, "max_size", |v| positive(size(v)?))
+            .unwrap_or(defaults.max_size),
+        min_free: r.optional(s, "min_free", size).unwrap_or(defaults.min_free),
+    }
+}
+
+fn read_retention(r: &mut Reader<'_>, s: &Section<'_, '_>) -> RetentionConfig {
+    let defaults = RetentionConfig::default();
+    RetentionConfig {
+        events: r
+            .optional(s, "events", non_zero_duration)
+            .unwrap_or(defaults.events),
+        attempts: r
+            .optional(s, "attempts", non_zero_duration)
+            .unwrap_or(defaults.attempts),
+        sweep_interval: r
+            .optional(s, "sweep_interval", non_zero_duration)
+            .unwrap_or(defaults.sweep_interval),
+    }
+}
+
+fn durability(value: &DeValue<'_>) -> Result<Durability, String> {
+    match string(value)? {
+        "full" => Ok(Durability::Full),
+        "os" => Ok(Durability::Os),
+        other => Err(format!(
+            r#"unknown sync mode {other:?}; expected "full" (fsync before acknowledging) or "os""#
+        )),
     }
 }
 

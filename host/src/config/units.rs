@@ -1,10 +1,10 @@
 //! The human units of the config file: durations (`"250ms"`, `"5s"`,
-//! `"1h30m"`) and sizes (`"32MiB"`, `"10MB"`, or a plain byte count).
+//! `"1h30m"`, `"30d"`) and sizes (`"32MiB"`, `"10MB"`, or a plain byte count).
 
 use std::time::Duration;
 
 const DURATION_HINT: &str =
-    r#"write a whole number followed by ms, s, m or h, e.g. "250ms", "5s", "1h30m""#;
+    r#"write a whole number followed by ms, s, m, h or d, e.g. "250ms", "5s", "1h30m", "30d""#;
 const SIZE_HINT: &str = r#"write a whole number of bytes, or a whole number followed by B, KiB, MiB, GiB, TiB, kB, MB, GB or TB, e.g. "32MiB""#;
 
 /// The smallest plugin memory cap: one Wasm page, or nothing instantiates.
@@ -29,8 +29,8 @@ pub fn plugin_memory(bytes: u64) -> Result<u64, String> {
 }
 
 /// Parses a duration: one or more `<whole number><unit>` parts with units
-/// `ms`, `s`, `m` or `h`, largest unit first, each unit at most once
-/// (`"250ms"`, `"5s"`, `"2h"`, `"1h30m"`).
+/// `ms`, `s`, `m`, `h` or `d`, largest unit first, each unit at most once
+/// (`"250ms"`, `"5s"`, `"2h"`, `"1h30m"`, `"30d"`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err(format!("empty duration; {DURATION_HINT}"));
@@ -47,12 +47,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Err(format!("{s:?} is not a duration; {DURATION_HINT}"));
         }
         let (rank, millis_per_unit) = match unit {
+            "d" => (4, 86_400_000),
             "h" => (3, 3_600_000),
             "m" => (2, 60_000),
             "s" => (1, 1_000),
             "ms" => (0, 1),
             "" => return Err(format!("{s:?} has no unit; {DURATION_HINT}")),
-            _ => return Err(bad_unit(s, unit, &["h", "m", "s", "ms"], DURATION_HINT)),
+            _ => {
+                return Err(bad_unit(
+                    s,
+                    unit,
+                    &["d", "h", "m", "s", "ms"],
+                    DURATION_HINT,
+                ));
+            }
         };
         if rank >= previous_rank {
             return Err(format!(
@@ -142,6 +150,8 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
         assert_eq!(
             parse_duration("1m30s500ms"),
             Ok(Duration::from_millis(90_500))

@@ -31,17 +31,62 @@ pub enum StoreError {
     /// A change could not be made whole (see the backend's atomicity).
     #[error("storage journal: {0}")]
     Journal(String),
+    /// Writes come in faster than the disk takes them: retry shortly.
+    #[error("the store's backlog of unflushed writes is past its bound")]
+    Overloaded,
+    /// A write was not confirmed durable in time: retry shortly.
+    #[error("the store did not confirm the write within {0:?}")]
+    Stalled(std::time::Duration),
+    /// A storage limit is reached (`storage.max_size`, `storage.min_free`).
+    #[error("storage is full: {0}")]
+    Full(String),
+    /// The store is shutting down or its writer has stopped.
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// The result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What an acknowledged write survives (`storage.sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Synced to the disk (`fsync`/`fdatasync`) before [`Store::durable`]
+    /// returns: survives power loss and kernel crashes.
+    #[default]
+    Full,
+    /// Handed to the operating system only: survives the process dying
+    /// (`kill -9`), not the machine.
+    Os,
+}
+
 /// The store everything above this module shares.
 pub type SharedStore = Arc<dyn Store>;
 
+/// How a store is opened (`[storage]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub sync: Durability,
+    /// Store size in bytes past which ingest is refused ([`StoreError::Full`]).
+    pub max_size: u64,
+    /// Free bytes on the data filesystem under which ingest is refused.
+    pub min_free: u64,
+}
+
+impl Default for Options {
+    /// Synced, with no storage limit: what tests and tools open.
+    fn default() -> Self {
+        Options {
+            sync: Durability::Full,
+            max_size: u64::MAX,
+            min_free: 0,
+        }
+    }
+}
+
 /// Opens the embedded store in `path` (created if missing).
-pub fn open(path: &Path) -> Result<SharedStore> {
-    Ok(Arc::new(sled::SledStore::open(path)?))
+pub fn open(path: &Path, options: &Options) -> Result<SharedStore> {
+    Ok(Arc::new(sled::SledStore::open(path, options)?))
 }
 
 /// The answer given to a source for an ingested event; repeated for a duplicate.
@@ -135,6 +180,37 @@ pub enum Release {
     Unrecorded,
 }
 
+/// What a retention sweep may delete: records older than these times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Final events (no delivery pending) ingested before this go, with
+    /// their deliveries.
+    pub events_before: Timestamp,
+    /// Attempts made before this go.
+    pub attempts_before: Timestamp,
+}
+
+/// What one [`Store::sweep`] call deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+    pub plugin_blobs: u64,
+    /// Nothing more is due now: the sweep can rest until its next interval.
+    pub done: bool,
+}
+
+impl std::ops::AddAssign for Swept {
+    fn add_assign(&mut self, other: Swept) {
+        self.events += other.events;
+        self.deliveries += other.deliveries;
+        self.attempts += other.attempts;
+        self.plugin_blobs += other.plugin_blobs;
+        self.done = other.done;
+    }
+}
+
 /// The storage contract. Every backend keeps these promises; the tests of
 /// the store, the app and the e2e suite check them.
 ///
@@ -165,8 +241,13 @@ pub enum Release {
 /// the head ends.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Waits until every write made before this call is durable.
+    /// Waits until every write made before this call is durable; an error
+    /// (never a hang) when that is not confirmed within a deadline.
     async fn durable(&self) -> Result<()>;
+    /// Whether ingest is taken now: `Err` with the reason
+    /// ([`StoreError::Full`], [`StoreError::Overloaded`], ...) when not.
+    /// Cheap: limits are measured at most about once a second.
+    fn readiness(&self) -> Result<()>;
 
     /// Creates or replaces a subscription; one that stops being ordered
     /// releases whatever still waits behind its head.
@@ -238,4 +319,11 @@ pub trait Store: Send + Sync {
     async fn put_plugin(&self, record: &PluginRecord, wasm: &[u8]) -> Result<()>;
     async fn list_plugins(&self) -> Result<Vec<PluginRecord>>;
     async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Deletes, atomically per record, what `cutoffs` allow: final events
+    /// with their deliveries, old attempts, and uploaded component bytes no
+    /// plugin names any more. A pending delivery and its event are never
+    /// deleted. Looks at no more than `budget` records per call, so a caller
+    /// loops (yielding between calls) until [`Swept::done`].
+    async fn sweep(&self, cutoffs: &Cutoffs, budget: usize) -> Result<Swept>;
 }

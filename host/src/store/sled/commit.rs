@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::attempts::{StagedFinish, finish_in};
 use super::index::SubscriptionIndex;
 use super::journal::{Change, Journal, Slot};
+use super::sync::DiskSync;
 use crate::model::Subscription;
 use crate::store::{Receipt, Result, StoreError};
 
@@ -26,7 +27,15 @@ pub(super) struct Staged {
     pub(super) source_ids: HashMap<Vec<u8>, Receipt>,
     /// The source keys of `writes`, to forget once they are committed.
     pub(super) source_keys: Vec<Vec<u8>>,
+    /// The bytes in `writes`: past [`MAX_STAGED_BYTES`] ingest is refused.
+    pub(super) bytes: usize,
 }
+
+/// The most staged ingest bytes waiting for the commit thread. Ingest waits
+/// for its flush, so the backlog only grows when the disk falls behind a
+/// flood of clients; past this it answers "overloaded" instead of holding
+/// ever more in memory. 64 MiB is ~1 s of the fastest ingest measured.
+pub(super) const MAX_STAGED_BYTES: usize = 64 << 20;
 
 /// Every tree of the database (see the module doc), shared by the store
 /// and its commit thread.
@@ -121,9 +130,28 @@ pub(super) struct GroupCommit {
     /// Lowest queue key written since [`SledStore::take_queued_since`](super::SledStore::take_queued_since).
     low_water: Mutex<Option<Vec<u8>>>,
     flushed: watch::Sender<u64>,
-    failed: watch::Sender<Option<String>>,
+    failed: watch::Sender<Option<Failure>>,
     kick: Mutex<Kick>,
     cvar: Condvar,
+}
+
+/// Why writers are not being told their writes are durable.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The last flush failed; the thread keeps trying.
+    Flush(String),
+    /// The commit thread has ended: nothing written now will be flushed.
+    Stopped,
+}
+
+/// Ends the commit thread's watch: whatever ends it (a stop, a panic),
+/// writers still waiting get an error instead of waiting forever.
+struct StoppedOnDrop<'a>(&'a watch::Sender<Option<Failure>>);
+
+impl Drop for StoppedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(Some(Failure::Stopped));
+    }
 }
 
 #[derive(Default)]
@@ -144,6 +172,7 @@ impl Flusher {
         db: ::sled::Db,
         trees: Arc<Trees>,
         index: Arc<RwLock<SubscriptionIndex>>,
+        disk: Option<DiskSync>,
     ) -> Self {
         let commit = Arc::new(GroupCommit {
             staged: Mutex::new(Staged::default()),
@@ -159,7 +188,7 @@ impl Flusher {
         let gc = commit.clone();
         let thread = std::thread::Builder::new()
             .name("hookshape-flush".into())
-            .spawn(move || gc.run(db))
+            .spawn(move || gc.run(db, disk))
             .expect("spawn the flush thread");
         Flusher {
             commit,
@@ -179,7 +208,8 @@ impl Drop for Flusher {
 }
 
 impl GroupCommit {
-    fn run(&self, db: ::sled::Db) {
+    fn run(&self, db: ::sled::Db, mut disk: Option<DiskSync>) {
+        let _stopped = StoppedOnDrop(&self.failed);
         loop {
             let stop = {
                 let mut kick = self.kick.lock();
@@ -194,6 +224,7 @@ impl GroupCommit {
             let target = self.written.load(Ordering::SeqCst);
             let (writes, finishes, source_keys) = {
                 let mut staged = self.lock_staged();
+                staged.bytes = 0;
                 (
                     std::mem::take(&mut staged.writes),
                     std::mem::take(&mut staged.finishes),
@@ -204,8 +235,13 @@ impl GroupCommit {
                 self.commit_batch(&writes, &finishes, &source_keys);
             }
             let journaled = self.trees.journal.applied();
-            match db.flush() {
-                Ok(_) => {
+            let flushed = db.flush().map_err(StoreError::from).and_then(|_| {
+                disk.as_mut()
+                    .map_or(Ok(()), DiskSync::sync)
+                    .map_err(|e| StoreError::Backend(Box::new(e)))
+            });
+            match flushed {
+                Ok(()) => {
                     // Before waking the waiters, so a caller of `durable`
                     // finds the journal without what it wrote.
                     if let Err(e) = self.trees.journal.forget(journaled) {
@@ -216,7 +252,8 @@ impl GroupCommit {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "flushing storage failed; retrying");
-                    self.failed.send_replace(Some(e.to_string()));
+                    self.failed
+                        .send_replace(Some(Failure::Flush(e.to_string())));
                     std::thread::sleep(Duration::from_millis(50));
                     self.kick.lock().pending = true;
                 }
@@ -271,7 +308,8 @@ impl GroupCommit {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "writing staged events failed; retrying");
-                    self.failed.send_replace(Some(e.to_string()));
+                    self.failed
+                        .send_replace(Some(Failure::Flush(e.to_string())));
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -296,6 +334,20 @@ impl GroupCommit {
         }
     }
 
+    /// `Err` while writes cannot be taken: the staged backlog is past its
+    /// bound, the last flush failed, or the thread has stopped.
+    pub(super) fn check_backlog(&self) -> Result<()> {
+        match &*self.failed.borrow() {
+            Some(Failure::Flush(e)) => return Err(StoreError::Backend(e.clone().into())),
+            Some(Failure::Stopped) => return Err(StoreError::Closed),
+            None => {}
+        }
+        if self.lock_staged().bytes > MAX_STAGED_BYTES {
+            return Err(StoreError::Overloaded);
+        }
+        Ok(())
+    }
+
     pub(super) async fn wait(&self) -> Result<()> {
         let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
         self.kick.lock().pending = true;
@@ -306,12 +358,14 @@ impl GroupCommit {
             if *flushed.borrow_and_update() >= ticket {
                 return Ok(());
             }
-            if let Some(e) = failed.borrow_and_update().clone() {
-                return Err(StoreError::Backend(e.into()));
+            match failed.borrow_and_update().clone() {
+                Some(Failure::Flush(e)) => return Err(StoreError::Backend(e.into())),
+                Some(Failure::Stopped) => return Err(StoreError::Closed),
+                None => {}
             }
             tokio::select! {
-                r = flushed.changed() => if r.is_err() { return Ok(()) },
-                r = failed.changed() => if r.is_err() { return Ok(()) },
+                r = flushed.changed() => if r.is_err() { return Err(StoreError::Closed) },
+                r = failed.changed() => if r.is_err() { return Err(StoreError::Closed) },
             }
         }
     }

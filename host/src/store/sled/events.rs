@@ -18,6 +18,7 @@ impl SledStore {
     /// already has an event with the same source id. Not yet durable nor
     /// visible: await [`Store::durable`] before acknowledging or reading it.
     pub fn ingest(&self, event: &Event, deliveries: &[NewDelivery]) -> Result<Ingested> {
+        self.readiness()?;
         if deliveries.iter().any(|n| n.ordered) {
             return self.ingest_now(event, deliveries);
         }
@@ -54,6 +55,10 @@ impl SledStore {
             writes.push((Slot::SourceIds, key.clone(), encode(&receipt)));
             staged.source_ids.insert(key.clone(), receipt.clone());
         }
+        staged.bytes += writes
+            .iter()
+            .map(|(_, k, v)| k.len() + v.len())
+            .sum::<usize>();
         staged.writes.extend(writes);
         staged.source_keys.extend(source_key);
         Ok(Ingested::New(receipt))

@@ -25,7 +25,7 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::commit::Trees;
 use crate::store::{Result, StoreError};
@@ -130,9 +130,6 @@ pub(super) struct Journal {
     next: Mutex<u64>,
     /// Every record up to this one is applied.
     applied: AtomicU64,
-    /// Set when applying a change failed: its record must stay for the
-    /// next start to apply, so nothing is forgotten any more.
-    stuck: AtomicBool,
 }
 
 impl Journal {
@@ -141,7 +138,6 @@ impl Journal {
             tree,
             next: Mutex::new(1),
             applied: AtomicU64::new(0),
-            stuck: AtomicBool::new(false),
         }
     }
 
@@ -178,8 +174,7 @@ impl Journal {
             .insert(seq.to_be_bytes(), encode_ops(&change.ops))?;
         *next += 1;
         if let Err(e) = apply(trees, &change.ops) {
-            self.stuck.store(true, Ordering::SeqCst);
-            return Err(e);
+            stop_after_failed_apply(seq, &e);
         }
         self.applied.store(seq, Ordering::SeqCst);
         Ok(out)
@@ -215,9 +210,6 @@ impl Journal {
 
     /// Removes the records up to `upto`, whose writes a flush has covered.
     pub(super) fn forget(&self, upto: u64) -> Result<()> {
-        if self.stuck.load(Ordering::SeqCst) {
-            return Ok(());
-        }
         for kv in self.tree.range(..=upto.to_be_bytes()) {
             let (key, _) = kv?;
             self.tree.remove(key)?;
@@ -225,6 +217,25 @@ impl Journal {
         Ok(())
     }
 }
+
+/// A change whose record is journaled but whose writes failed halfway is
+/// visible in memory half made, and retrying would journal it again: the
+/// process stops instead, and the next start applies the record whole
+/// ([`Journal::replay`]) before anything reads the store.
+fn stop_after_failed_apply(seq: u64, e: &StoreError) -> ! {
+    tracing::error!(
+        record = seq,
+        error = %e,
+        "applying a journaled change failed; stopping so the next start applies it whole"
+    );
+    eprintln!(
+        "hookshape: applying journaled change {seq} failed ({e}); stopping so the next start applies it whole"
+    );
+    std::process::exit(EXIT_FAILED_APPLY)
+}
+
+/// The exit code of [`stop_after_failed_apply`] (`EX_IOERR`).
+const EXIT_FAILED_APPLY: i32 = 74;
 
 fn apply(trees: &Trees, ops: &[Op]) -> Result<()> {
     for op in ops {

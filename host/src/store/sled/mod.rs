@@ -62,8 +62,8 @@ use async_trait::async_trait;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    AttemptResult, AttemptSlice, Claimed, Ingested, NewDelivery, PluginRecord, Queued, Release,
-    Result, Store, StoreError,
+    AttemptResult, AttemptSlice, Claimed, Cutoffs, Durability, Ingested, NewDelivery, Options,
+    PluginRecord, Queued, Release, Result, Store, StoreError, Swept,
 };
 use crate::clock::Timestamp;
 use crate::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, Tenant};
@@ -78,13 +78,19 @@ mod keys;
 mod plugins;
 mod queue;
 mod records;
+mod retention;
+mod space;
 mod subscriptions;
+mod sync;
 #[cfg(test)]
 mod tests;
 
 use commit::{Flusher, Trees};
 use index::SubscriptionIndex;
 use queue::Claims;
+use retention::SweepCursor;
+use space::Space;
+use sync::DiskSync;
 
 impl From<::sled::Error> for StoreError {
     fn from(e: ::sled::Error) -> Self {
@@ -100,6 +106,12 @@ const CACHE_BYTES: u64 = 8 << 20;
 
 /// How long opening waits for the data directory's lock (see [`open_db`]).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How long [`SledStore::durable`] waits for its flush before answering
+/// that the store stalled: far above a healthy flush (under 1 ms to a few
+/// ms with fsync), short enough that a client is told to retry instead of
+/// waiting on a disk that has stopped answering.
+const DURABLE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The sled backend; clones share one database.
 #[derive(Clone)]
@@ -117,6 +129,10 @@ struct Inner {
     ordered: Mutex<()>,
     /// What [`SledStore::claim_due`] has handed out, and where it scans next.
     claims: Mutex<Claims>,
+    /// The storage limits and the last measure against them.
+    space: Space,
+    /// Where the retention sweep's current pass stands.
+    sweep: Mutex<SweepCursor>,
     commit: Flusher,
 }
 
@@ -151,17 +167,25 @@ fn open_db(path: &Path) -> Result<::sled::Db> {
 
 impl SledStore {
     /// Opens (or creates) the store in `path` and replays its journal.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, options: &Options) -> Result<Self> {
         let db = open_db(path)?;
         let trees = Arc::new(Trees::open(&db)?);
         trees.journal.replay(&trees)?;
+        let disk = match options.sync {
+            Durability::Full => {
+                Some(DiskSync::open(path).map_err(|e| StoreError::Backend(Box::new(e)))?)
+            }
+            Durability::Os => None,
+        };
         let index = Arc::new(RwLock::new(SubscriptionIndex::default()));
         let inner = Inner {
             trees: trees.clone(),
             index: index.clone(),
             ordered: Mutex::new(()),
             claims: Mutex::new(Claims::default()),
-            commit: Flusher::start(db, trees, index),
+            space: Space::new(db.clone(), path, options),
+            sweep: Mutex::new(SweepCursor::default()),
+            commit: Flusher::start(db, trees, index, disk),
         };
         let store = SledStore {
             inner: Arc::new(inner),
@@ -171,9 +195,18 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Waits until everything written before this call is on disk.
+    /// Waits until everything written before this call is on disk (see
+    /// [`sync`] for what "on disk" means with each sync mode).
     pub async fn durable(&self) -> Result<()> {
-        self.inner.commit.commit.wait().await
+        tokio::time::timeout(DURABLE_DEADLINE, self.inner.commit.commit.wait())
+            .await
+            .unwrap_or(Err(StoreError::Stalled(DURABLE_DEADLINE)))
+    }
+
+    /// See [`Store::readiness`].
+    pub fn readiness(&self) -> Result<()> {
+        self.inner.space.check()?;
+        self.inner.commit.commit.check_backlog()
     }
 
     fn index_read(&self) -> RwLockReadGuard<'_, SubscriptionIndex> {
@@ -196,6 +229,10 @@ impl SledStore {
 impl Store for SledStore {
     async fn durable(&self) -> Result<()> {
         SledStore::durable(self).await
+    }
+
+    fn readiness(&self) -> Result<()> {
+        SledStore::readiness(self)
     }
 
     async fn put_subscription(&self, sub: &Subscription) -> Result<()> {
@@ -303,5 +340,9 @@ impl Store for SledStore {
 
     async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         SledStore::plugin_blob(self, sha256)
+    }
+
+    async fn sweep(&self, cutoffs: &Cutoffs, budget: usize) -> Result<Swept> {
+        SledStore::sweep(self, cutoffs, budget)
     }
 }

@@ -123,13 +123,13 @@ fn finish(store: &SledStore, d: &Delivery, state: DeliveryState, ordered: bool, 
 #[test]
 fn opening_waits_for_the_previous_holder_of_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let first = SledStore::open(dir.path()).unwrap();
+    let first = SledStore::open(dir.path(), &Options::default()).unwrap();
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         drop(first);
     });
     let started = Instant::now();
-    let second = SledStore::open(dir.path());
+    let second = SledStore::open(dir.path(), &Options::default());
     holder.join().unwrap();
     assert!(second.is_ok(), "{:?}", second.err());
     assert!(started.elapsed() >= Duration::from_millis(200));
@@ -138,7 +138,7 @@ fn opening_waits_for_the_previous_holder_of_the_directory() {
 #[tokio::test]
 async fn event_deliveries_are_the_ingest_ones_then_the_resends() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let (s1, s2) = (sub("s1", &["*"], false), sub("s2", &["*"], true));
     store.put_subscription(&s1).unwrap();
     store.put_subscription(&s2).unwrap();
@@ -192,7 +192,7 @@ async fn event_deliveries_are_the_ingest_ones_then_the_resends() {
 #[tokio::test]
 async fn kept_deliveries_get_rows_once_they_change() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s1 = sub("s1", &["*"], false);
     store.put_subscription(&s1).unwrap();
     let e = event(None);
@@ -255,7 +255,7 @@ async fn kept_deliveries_get_rows_once_they_change() {
 #[tokio::test]
 async fn ingest_is_atomic_idempotent_and_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s1", &["project.*"], false);
     store.put_subscription(&s).unwrap();
     let e = event(Some("src-1"));
@@ -286,7 +286,7 @@ async fn ingest_is_atomic_idempotent_and_durable() {
     store.durable().await.unwrap();
     drop(store);
 
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     assert_eq!(store.get_event(&e.id).unwrap(), Some(e.clone()));
     assert_eq!(store.event_deliveries(&e.id).unwrap(), vec![d.clone()]);
     assert_eq!(
@@ -304,7 +304,7 @@ async fn ingest_is_atomic_idempotent_and_durable() {
 #[tokio::test]
 async fn due_respects_time_limit_and_skips() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s1", &["*"], false);
     let e = event(None);
     let ds: Vec<Delivery> = [300, 100, 200, 900]
@@ -328,7 +328,7 @@ async fn due_respects_time_limit_and_skips() {
 #[tokio::test]
 async fn a_scan_from_the_lowest_queued_position_finds_what_landed_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s1", &["*"], false);
     let e = event(None);
     let handed: Vec<Delivery> = [100, 200].iter().map(|&t| delivery(&e, &s, t)).collect();
@@ -363,7 +363,7 @@ async fn a_scan_from_the_lowest_queued_position_finds_what_landed_behind() {
 #[tokio::test]
 async fn the_lowest_queued_position_is_reported_once_it_is_visible() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     assert_eq!(store.take_queued_since(), None);
     let s = sub("s1", &["*"], false);
     let (late, early) = (event(None), event(None));
@@ -394,7 +394,7 @@ async fn the_lowest_queued_position_is_reported_once_it_is_visible() {
 #[tokio::test]
 async fn staged_ingests_are_invisible_until_durable_and_still_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s1", &["*"], false);
     let e = event(Some("src-7"));
     let d = delivery(&e, &s, 100);
@@ -434,14 +434,14 @@ async fn staged_ingests_are_invisible_until_durable_and_still_deduplicated() {
         51
     );
     drop(store);
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     assert_eq!(store.event_deliveries(&many[49].id).unwrap().len(), 1);
 }
 
 #[test]
 fn index_changes_touch_only_the_changed_subscription() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     for k in 0..2000 {
         store
             .put_subscription(&sub(&format!("s{k}"), &[&format!("t.{k}")], false))
@@ -471,7 +471,7 @@ fn index_changes_touch_only_the_changed_subscription() {
 #[test]
 fn ordered_subscriptions_queue_one_head_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("ordered", &["*"], true);
     store.put_subscription(&s).unwrap();
     let mut ds = Vec::new();
@@ -509,7 +509,7 @@ fn ordered_subscriptions_queue_one_head_at_a_time() {
 #[tokio::test]
 async fn cancelling_an_unordered_subscription_finds_its_deliveries_in_the_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let (s1, s2) = (sub("s1", &["*"], false), sub("s2", &["*"], false));
     store.put_subscription(&s1).unwrap();
     store.put_subscription(&s2).unwrap();
@@ -554,7 +554,7 @@ async fn cancelling_an_unordered_subscription_finds_its_deliveries_in_the_queue(
 #[tokio::test]
 async fn turning_ordering_off_releases_the_waiting_deliveries() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let mut s = sub("s1", &["*"], true);
     store.put_subscription(&s).unwrap();
     let ds: Vec<_> = (0..3)
@@ -590,7 +590,7 @@ async fn turning_ordering_off_releases_the_waiting_deliveries() {
 #[tokio::test]
 async fn cancelling_clears_the_queue_and_keeps_late_attempts_from_reviving() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s1", &["*"], false);
     store.put_subscription(&s).unwrap();
     let e = event(None);
@@ -628,7 +628,7 @@ async fn cancelling_clears_the_queue_and_keeps_late_attempts_from_reviving() {
 #[tokio::test]
 async fn attempts_page_newest_first_with_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s1", &["*"], false);
     let e = event(None);
     let d = delivery(&e, &s, 100);
@@ -657,7 +657,7 @@ async fn a_change_left_in_the_journal_is_applied_when_the_store_opens() {
     let kept = sub("kept", &["*"], false);
     let key = key2(kept.tenant.as_str(), kept.id.as_str());
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path(), &Options::default()).unwrap();
         let trees = &*store.inner.trees;
         // Two changes journaled, neither applied (a crash in between):
         // the second one's removal must win over the first's insert.
@@ -686,7 +686,7 @@ async fn a_change_left_in_the_journal_is_applied_when_the_store_opens() {
         assert_eq!(store.queue_len(), 0);
         store.durable().await.unwrap();
     }
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     assert_eq!(
         store.get_subscription(&tenant(), &kept.id).unwrap(),
         Some(kept.clone())
@@ -716,7 +716,7 @@ async fn a_change_left_in_the_journal_is_applied_when_the_store_opens() {
 #[test]
 fn a_change_reads_its_own_writes_and_a_failed_one_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let trees = &*store.inner.trees;
     trees.events.insert(b"before", b"old".as_slice()).unwrap();
     trees
@@ -746,7 +746,7 @@ fn a_change_reads_its_own_writes_and_a_failed_one_writes_nothing() {
 #[test]
 fn index_matches_exact_and_patterns_and_ignores_disabled() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     store
         .put_subscription(&sub("a", &["project.published"], false))
         .unwrap();
@@ -778,7 +778,7 @@ fn index_matches_exact_and_patterns_and_ignores_disabled() {
 #[tokio::test]
 async fn a_claimed_delivery_is_handed_out_once_until_released() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     let s = sub("s", &["*"], false);
     store.put_subscription(&s).unwrap();
     let e = event(None);

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
+use crate::headers::HeaderSet;
 use crate::ids::{PluginName, SubscriptionId, Tenant};
 
 pub use units::{MIN_PLUGIN_MEMORY, non_zero, parse_duration, parse_size, plugin_memory};
@@ -151,7 +152,7 @@ pub struct SubscriptionConfig {
     pub plugin: Option<PluginName>,
     /// `whsec_...` with any `env:VAR` resolved; `None`: generated on first start.
     pub secret: Option<String>,
-    pub headers: BTreeMap<String, String>,
+    pub headers: HeaderSet,
     pub enabled: bool,
     /// One delivery at a time, in ingest order.
     pub ordered: bool,

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dry_run;
+pub mod headers;
 pub mod http_client;
 pub mod ids;
 pub mod metrics;

@@ -1,14 +1,15 @@
 //! The domain records: events, subscriptions, deliveries and attempts.
 //!
-//! These are what the store keeps and what the API shows; serde gives both
-//! shapes (the stored JSON and the API's JSON are the same document). States
-//! are enums, not strings, so a typo cannot invent a new state.
+//! These are what the store keeps (serde gives their stored JSON); the API
+//! answers with its own types, made from these (see `api`). States are enums,
+//! not strings, so a typo cannot invent a new state.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::headers::HeaderSet;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 
 /// An ingested event.
@@ -108,7 +109,7 @@ pub struct Subscription {
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: HeaderSet,
     pub enabled: bool,
     /// Why hookshape disabled it (410, too many failures); null when enabled or disabled by hand.
     #[serde(default)]
@@ -238,30 +239,9 @@ pub fn kept_body(bytes: &[u8]) -> (String, bool) {
     (String::from_utf8_lossy(kept).into_owned(), cut)
 }
 
-/// Headers that neither a subscription nor a plugin may set: hookshape owns
-/// the signature headers and the transport framing.
-pub fn is_reserved_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("webhook-")
-        || matches!(
-            name.as_str(),
-            "content-length" | "host" | "transfer-encoding"
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reserved_headers_are_refused_in_any_case() {
-        assert!(is_reserved_header("Webhook-Signature"));
-        assert!(is_reserved_header("content-length"));
-        assert!(is_reserved_header("HOST"));
-        assert!(is_reserved_header("Transfer-Encoding"));
-        assert!(!is_reserved_header("x-team"));
-        assert!(!is_reserved_header("content-type"));
-    }
 
     #[test]
     fn patterns_match_exact_prefix_and_all() {

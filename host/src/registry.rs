@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{RwLock, RwLockWriteGuard};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
@@ -31,8 +30,8 @@ pub struct NamedPlugin {
     pub source: PluginSource,
 }
 
-/// A plugin as the API lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A named plugin: which version and limits its name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
     pub name: PluginName,
     pub sha256: String,

@@ -1,5 +1,7 @@
 //! Attempts: a subscription's attempt log, newest first with a cursor, and
-//! resending an attempt's event.
+//! resending an attempt's event; and the shapes they give back.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
@@ -12,7 +14,9 @@ use super::ApiState;
 use super::error::ApiError;
 use super::extract::{ApiQuery, Id, TenantAdmin};
 use crate::app::{App, AttemptPage};
-use crate::ids::{AttemptId, DeliveryId, SubscriptionId};
+use crate::clock::Timestamp;
+use crate::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, Tenant};
+use crate::model::{Attempt, AttemptOutcome, LogLine};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 250;
@@ -36,22 +40,99 @@ impl PageQuery {
     }
 }
 
+/// One try at a delivery, with everything needed to debug it.
+#[derive(Debug, Serialize)]
+pub struct AttemptOut {
+    pub id: AttemptId,
+    pub tenant: Tenant,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub subscription_id: SubscriptionId,
+    pub created_at: Timestamp,
+    /// Counts from 1 within a delivery.
+    pub attempt: u32,
+    pub outcome: AttemptOutcome,
+    /// The receiver's status; null when no answer came.
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    /// As sent, with secret-looking values replaced.
+    pub request_headers: BTreeMap<String, String>,
+    /// Up to 64 KiB; null when nothing was sent.
+    pub request_body: Option<String>,
+    pub request_body_truncated: bool,
+    /// Up to 64 KiB; null when no answer came.
+    pub response_body: Option<String>,
+    pub response_body_truncated: bool,
+    /// What the plugin logged, in order.
+    pub plugin_logs: Vec<LogLine>,
+    /// The plugin version that ran, when one did.
+    pub plugin_sha256: Option<String>,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+}
+
+impl From<Attempt> for AttemptOut {
+    fn from(a: Attempt) -> Self {
+        AttemptOut {
+            id: a.id,
+            tenant: a.tenant,
+            delivery_id: a.delivery_id,
+            event_id: a.event_id,
+            event_type: a.event_type,
+            subscription_id: a.subscription_id,
+            created_at: a.created_at,
+            attempt: a.attempt,
+            outcome: a.outcome,
+            status_code: a.status_code,
+            duration_ms: a.duration_ms,
+            request_headers: a.request_headers,
+            request_body: a.request_body,
+            request_body_truncated: a.request_body_truncated,
+            response_body: a.response_body,
+            response_body_truncated: a.response_body_truncated,
+            plugin_logs: a.plugin_logs,
+            plugin_sha256: a.plugin_sha256,
+            error: a.error,
+        }
+    }
+}
+
+/// A page of attempts, newest first.
+#[derive(Debug, Serialize)]
+pub struct AttemptPageOut {
+    pub data: Vec<AttemptOut>,
+    /// The `before` of the next page; null on the last one.
+    pub next: Option<AttemptId>,
+}
+
+impl From<AttemptPage> for AttemptPageOut {
+    fn from(page: AttemptPage) -> Self {
+        AttemptPageOut {
+            data: page.attempts.into_iter().map(Into::into).collect(),
+            next: page.next,
+        }
+    }
+}
+
 async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<AttemptPage>, ApiError> {
+) -> Result<Json<AttemptPageOut>, ApiError> {
     let limit = query.limit()?;
     let page = app
         .list_attempts(&tenant, &id, limit, query.before.as_ref())
         .await?;
-    Ok(Json(page))
+    Ok(Json(page.into()))
 }
 
+/// The answer to a resend.
 #[derive(Debug, Serialize)]
-struct Resent {
-    delivery_id: DeliveryId,
+pub struct ResendOut {
+    /// The new delivery of the attempt's event.
+    pub delivery_id: DeliveryId,
 }
 
 /// 202: a new delivery of the attempt's event to its subscription.
@@ -59,9 +140,9 @@ async fn resend(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<AttemptId>,
-) -> Result<(StatusCode, Json<Resent>), ApiError> {
+) -> Result<(StatusCode, Json<ResendOut>), ApiError> {
     let delivery_id = app.resend(&tenant, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(Resent { delivery_id })))
+    Ok((StatusCode::ACCEPTED, Json(ResendOut { delivery_id })))
 }
 
 pub(super) fn router() -> Router<ApiState> {
@@ -95,5 +176,41 @@ mod tests {
             assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(err.code(), "invalid_request");
         }
+    }
+
+    #[test]
+    fn an_attempt_answer_is_the_stored_attempt() {
+        let attempt = Attempt {
+            id: AttemptId::generate(),
+            tenant: "acme".parse().unwrap(),
+            delivery_id: DeliveryId::generate(),
+            event_id: EventId::generate(),
+            event_type: "a.b".into(),
+            subscription_id: "s1".parse().unwrap(),
+            created_at: Timestamp(0),
+            attempt: 1,
+            outcome: AttemptOutcome::TransformFailed,
+            status_code: None,
+            duration_ms: 3,
+            request_headers: BTreeMap::from([("x-team".into(), "data".into())]),
+            request_body: None,
+            request_body_truncated: false,
+            response_body: Some("no".into()),
+            response_body_truncated: true,
+            plugin_logs: vec![LogLine {
+                level: "info".into(),
+                message: "hi".into(),
+            }],
+            plugin_sha256: Some("ab".into()),
+            error: Some("plugin error: x".into()),
+        };
+        let stored = serde_json::to_value(&attempt).unwrap();
+        let page = AttemptPageOut::from(AttemptPage {
+            attempts: vec![attempt],
+            next: None,
+        });
+        let shown = serde_json::to_value(page).unwrap();
+        assert_eq!(shown["data"][0], stored);
+        assert_eq!(shown["next"], serde_json::Value::Null);
     }
 }

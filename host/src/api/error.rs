@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::app::AppError;
 use crate::auth::{Forbidden, Unauthenticated};
+use crate::headers::HeaderError;
 use crate::ids::InvalidId;
 
 /// An HTTP error answer: status, stable machine code, human message.
@@ -163,6 +164,17 @@ impl From<Unauthenticated> for ApiError {
 impl From<Forbidden> for ApiError {
     fn from(err: Forbidden) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+    }
+}
+
+/// A header the request asks for but hookshape will not send.
+impl From<HeaderError> for ApiError {
+    fn from(err: HeaderError) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_header",
+            err.to_string(),
+        )
     }
 }
 

@@ -3,8 +3,11 @@
 //!
 //! Handlers are thin: extract (parse and authorize, see [`extract`]), call
 //! the [`App`] façade, map its answer. One file per resource, each with its
-//! own `router()`; this module merges them, sets the body limits and answers
-//! unknown routes and methods with the same JSON errors as everything else.
+//! own `router()` and the types its routes take in and give back (`...In`,
+//! `...Patch`, `...Out`, made from and into the model, so an answer shows
+//! only what it chooses to); this module merges them, sets the body limits
+//! and answers unknown routes and methods with the same JSON errors as
+//! everything else.
 
 mod attempts;
 mod connection;

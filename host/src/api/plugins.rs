@@ -1,13 +1,13 @@
 //! `/v1/plugins`: list the loaded plugins and upload new versions with their
-//! limits. Plugins are shared by every tenant, hence admin tokens scoped to
-//! `*` only.
+//! limits, and the shape they give back. Plugins are shared by every tenant,
+//! hence admin tokens scoped to `*` only.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{ApiQuery, Id, PluginAdmin, RawBody};
@@ -16,9 +16,37 @@ use crate::app::App;
 use crate::ids::PluginName;
 use crate::plugin::PluginLimits;
 use crate::registry::{PluginInfo, parse_limits};
+use crate::store::PluginSource;
 
-async fn list(State(app): State<App>, _: PluginAdmin) -> Result<Json<List<PluginInfo>>, ApiError> {
-    let data = app.list_plugins()?;
+/// A named plugin and the version its name resolves to.
+#[derive(Debug, Serialize)]
+pub struct PluginOut {
+    pub name: PluginName,
+    /// Of the component's bytes.
+    pub sha256: String,
+    /// The component's size in bytes.
+    pub size: usize,
+    /// `config` when declared in the config file (read-only here), `api` when uploaded.
+    pub source: PluginSource,
+    pub timeout_ms: u64,
+    pub memory_bytes: u64,
+}
+
+impl From<PluginInfo> for PluginOut {
+    fn from(p: PluginInfo) -> Self {
+        PluginOut {
+            name: p.name,
+            sha256: p.sha256,
+            size: p.size,
+            source: p.source,
+            timeout_ms: p.timeout_ms,
+            memory_bytes: p.memory_bytes,
+        }
+    }
+}
+
+async fn list(State(app): State<App>, _: PluginAdmin) -> Result<Json<List<PluginOut>>, ApiError> {
+    let data = app.list_plugins()?.into_iter().map(Into::into).collect();
     Ok(Json(List { data }))
 }
 
@@ -50,7 +78,7 @@ async fn upload(
     Id(name): Id<PluginName>,
     query: Result<ApiQuery<UploadQuery>, ApiError>,
     RawBody(wasm): RawBody,
-) -> Result<(StatusCode, Json<PluginInfo>), ApiError> {
+) -> Result<(StatusCode, Json<PluginOut>), ApiError> {
     let ApiQuery(query) = query?;
     let limits = query.limits()?;
     let (info, created) = app.put_plugin(&name, wasm, limits).await?;
@@ -59,7 +87,7 @@ async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(info)))
+    Ok((status, Json(info.into())))
 }
 
 pub(super) fn router() -> Router<ApiState> {

@@ -1,4 +1,7 @@
-//! `/v1/tenants/{tenant}/subscriptions`: create, list, read, patch, delete.
+//! `/v1/tenants/{tenant}/subscriptions`: create, list, read, patch, delete,
+//! and the shapes they take in and give back.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
@@ -7,21 +10,197 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Id, TenantAdmin};
 use super::{ApiState, List};
-use crate::app::{App, NewSubscription, SubscriptionPatch};
-use crate::ids::SubscriptionId;
-use crate::model::Subscription;
+use crate::app::{App, NewSubscription, SubscriptionChanges};
+use crate::clock::Timestamp;
+use crate::headers::HeaderSet;
+use crate::ids::{PluginName, SubscriptionId, Tenant};
+use crate::model::{ManagedBy, Subscription};
+
+/// A subscription to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionIn {
+    /// Where deliveries are posted: `http` or `https`.
+    pub url: String,
+    /// Exact event types or patterns (`project.*`, `*`); at least one.
+    pub events: Vec<String>,
+    /// Free text, up to 1 KiB.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Headers added to every delivery. Taken as a plain object here and
+    /// checked as a [`HeaderSet`] after, so a refused one answers
+    /// `invalid_header` rather than `invalid_request`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Defaults to true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Deliver one at a time, in ingest order.
+    #[serde(default)]
+    pub ordered: bool,
+    /// The plugin that transforms each delivery.
+    #[serde(default)]
+    pub plugin: Option<PluginName>,
+    /// The plugin's settings: a JSON object.
+    #[serde(default)]
+    pub plugin_config: Option<serde_json::Value>,
+    /// `whsec_` + base64 key; generated when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Send a `webhook.test` event first; store nothing unless it gets a 2xx.
+    #[serde(default)]
+    pub verify: bool,
+}
+
+impl TryFrom<SubscriptionIn> for NewSubscription {
+    type Error = ApiError;
+
+    fn try_from(input: SubscriptionIn) -> Result<Self, ApiError> {
+        Ok(NewSubscription {
+            url: input.url,
+            events: input.events,
+            description: input.description,
+            headers: HeaderSet::try_from(input.headers)?,
+            enabled: input.enabled,
+            ordered: input.ordered,
+            plugin: input.plugin,
+            plugin_config: input.plugin_config,
+            secret: input.secret,
+            verify: input.verify,
+        })
+    }
+}
+
+/// A partial update: absent fields stay; `null` clears the nullable ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    /// Replaces every header; checked as for [`SubscriptionIn::headers`].
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Enabling clears the failure streak; disabling cancels pending deliveries.
+    pub enabled: Option<bool>,
+    pub ordered: Option<bool>,
+    /// `null` removes the plugin.
+    #[serde(default, deserialize_with = "nullable")]
+    pub plugin: Option<Option<PluginName>>,
+    pub plugin_config: Option<serde_json::Value>,
+    pub secret: Option<String>,
+}
+
+/// Present-and-null becomes `Some(None)`; absent stays `None` via `default`.
+fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl TryFrom<SubscriptionPatch> for SubscriptionChanges {
+    type Error = ApiError;
+
+    fn try_from(patch: SubscriptionPatch) -> Result<Self, ApiError> {
+        Ok(SubscriptionChanges {
+            url: patch.url,
+            events: patch.events,
+            description: patch.description,
+            headers: patch.headers.map(HeaderSet::try_from).transpose()?,
+            enabled: patch.enabled,
+            ordered: patch.ordered,
+            plugin: patch.plugin,
+            plugin_config: patch.plugin_config,
+            secret: patch.secret,
+        })
+    }
+}
+
+/// A subscription as the API shows it, without its secret.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionOut {
+    pub id: SubscriptionId,
+    pub tenant: Tenant,
+    pub url: String,
+    /// Exact event types or patterns (`project.*`, `*`).
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    /// Header names as given, to values.
+    pub headers: HeaderSet,
+    pub enabled: bool,
+    /// Why hookshape disabled it (410, too many failures); null when enabled or disabled by hand.
+    pub disabled_reason: Option<String>,
+    /// Deliveries go one at a time, in ingest order.
+    pub ordered: bool,
+    pub plugin: Option<PluginName>,
+    /// The plugin's settings; null when unset.
+    pub plugin_config: serde_json::Value,
+    /// `api`, or `config` when the config file declares it (read-only here).
+    pub managed_by: ManagedBy,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Finally-failed deliveries in a row, for `disable_after_failures`.
+    pub consecutive_failures: u32,
+}
+
+impl From<Subscription> for SubscriptionOut {
+    fn from(s: Subscription) -> Self {
+        SubscriptionOut {
+            id: s.id,
+            tenant: s.tenant,
+            url: s.url,
+            events: s.events,
+            description: s.description,
+            headers: s.headers,
+            enabled: s.enabled,
+            disabled_reason: s.disabled_reason,
+            ordered: s.ordered,
+            plugin: s.plugin,
+            plugin_config: s.plugin_config,
+            managed_by: s.managed_by,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            consecutive_failures: s.consecutive_failures,
+        }
+    }
+}
+
+/// A subscription with its secret: the answer to a create.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionWithSecretOut {
+    #[serde(flatten)]
+    pub subscription: SubscriptionOut,
+    /// `whsec_` + base64 key, for verifying the signatures.
+    pub secret: String,
+}
+
+impl From<Subscription> for SubscriptionWithSecretOut {
+    fn from(mut s: Subscription) -> Self {
+        let secret = std::mem::take(&mut s.secret);
+        SubscriptionWithSecretOut {
+            subscription: s.into(),
+            secret,
+        }
+    }
+}
+
+/// What read, list and update answer. The contract's v1 shows the secret on
+/// every answer; pointing this at [`SubscriptionOut`] keeps it to the create.
+pub type SubscriptionShownOut = SubscriptionWithSecretOut;
 
 /// 201 with the subscription (its secret included) and its `Location`.
 async fn create(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
-    ApiJson(input): ApiJson<NewSubscription>,
+    ApiJson(input): ApiJson<SubscriptionIn>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let subscription = app.create_subscription(&tenant, input).await?;
+    let subscription = app.create_subscription(&tenant, input.try_into()?).await?;
     let location = format!(
         "/v1/tenants/{}/subscriptions/{}",
         subscription.tenant, subscription.id
@@ -29,15 +208,16 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         [(LOCATION, location)],
-        Json(subscription),
+        Json(SubscriptionWithSecretOut::from(subscription)),
     ))
 }
 
 async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
-) -> Result<Json<List<Subscription>>, ApiError> {
-    let data = app.list_subscriptions(&tenant).await?;
+) -> Result<Json<List<SubscriptionShownOut>>, ApiError> {
+    let subscriptions = app.list_subscriptions(&tenant).await?;
+    let data = subscriptions.into_iter().map(Into::into).collect();
     Ok(Json(List { data }))
 }
 
@@ -45,8 +225,8 @@ async fn read(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
-) -> Result<Json<Subscription>, ApiError> {
-    Ok(Json(app.get_subscription(&tenant, &id).await?))
+) -> Result<Json<SubscriptionShownOut>, ApiError> {
+    Ok(Json(app.get_subscription(&tenant, &id).await?.into()))
 }
 
 /// 200 with the updated subscription; 409 for one declared in the config.
@@ -55,8 +235,11 @@ async fn update(
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
     ApiJson(patch): ApiJson<SubscriptionPatch>,
-) -> Result<Json<Subscription>, ApiError> {
-    Ok(Json(app.update_subscription(&tenant, &id, patch).await?))
+) -> Result<Json<SubscriptionShownOut>, ApiError> {
+    let updated = app
+        .update_subscription(&tenant, &id, patch.try_into()?)
+        .await?;
+    Ok(Json(updated.into()))
 }
 
 /// 204; 409 for one declared in the config.
@@ -76,4 +259,69 @@ pub(super) fn router() -> Router<ApiState> {
             "/v1/tenants/{tenant}/subscriptions/{id}",
             get(read).patch(update).delete(delete),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn subscription() -> Subscription {
+        Subscription {
+            id: "s1".parse().unwrap(),
+            tenant: "acme".parse().unwrap(),
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            description: None,
+            headers: HeaderSet::from_pairs([("X-Team", "data")]).unwrap(),
+            enabled: true,
+            disabled_reason: None,
+            ordered: false,
+            plugin: None,
+            plugin_config: serde_json::Value::Null,
+            secret: "whsec_x".into(),
+            managed_by: ManagedBy::Api,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            consecutive_failures: 0,
+        }
+    }
+
+    #[test]
+    fn answers_show_the_stored_fields_and_the_secret_where_asked() {
+        let stored = serde_json::to_value(subscription()).unwrap();
+        let created =
+            serde_json::to_value(SubscriptionWithSecretOut::from(subscription())).unwrap();
+        assert_eq!(created, stored, "v1 answers are the stored document");
+        let plain = serde_json::to_value(SubscriptionOut::from(subscription())).unwrap();
+        assert_eq!(plain.get("secret"), None);
+        assert_eq!(plain["headers"], json!({"X-Team": "data"}));
+    }
+
+    #[test]
+    fn refused_headers_answer_invalid_header() {
+        let input: SubscriptionIn = serde_json::from_value(json!({
+            "url": "https://example.com", "events": ["*"], "headers": {"Host": "x"}
+        }))
+        .unwrap();
+        let err = NewSubscription::try_from(input).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.code(), "invalid_header");
+        assert_eq!(err.message(), r#""Host" is reserved for hookshape"#);
+
+        let patch: SubscriptionPatch =
+            serde_json::from_value(json!({"headers": {"bad name": "x"}})).unwrap();
+        let err = SubscriptionChanges::try_from(patch).unwrap_err();
+        assert_eq!(err.code(), "invalid_header");
+    }
+
+    #[test]
+    fn patches_tell_null_from_absent() {
+        let patch: SubscriptionPatch =
+            serde_json::from_value(json!({"description": null})).unwrap();
+        let changes = SubscriptionChanges::try_from(patch).unwrap();
+        assert_eq!(changes.description, Some(None));
+        assert_eq!(changes.plugin, None);
+        assert_eq!(changes.headers, None);
+    }
 }

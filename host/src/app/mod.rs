@@ -10,10 +10,9 @@ mod subscriptions;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionPatch};
+pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionChanges};
 
 use crate::clock::Timestamp;
 use crate::config::Config;
@@ -94,60 +93,38 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// An event as a source posts it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An event to ingest, as its source gave it.
+#[derive(Debug, Clone)]
 pub struct NewEvent {
-    #[serde(rename = "type")]
     pub event_type: String,
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
+    /// The source's own id, for idempotent ingest.
+    pub source_id: Option<String>,
+    /// `None`: `application/json`.
     pub content_type: Option<String>,
     pub payload: Payload,
 }
 
-/// The answer to an ingest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What an ingest stored, or found stored for a repeated source id.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestReceipt {
     pub id: EventId,
     pub deliveries: usize,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// The source id was seen before: nothing new was stored.
     pub duplicate: bool,
 }
 
-/// A delivery as shown on its event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeliverySummary {
-    pub id: DeliveryId,
-    pub subscription_id: SubscriptionId,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    pub next_attempt_at: Option<Timestamp>,
-}
-
-impl From<Delivery> for DeliverySummary {
-    fn from(d: Delivery) -> Self {
-        DeliverySummary {
-            id: d.id,
-            subscription_id: d.subscription_id,
-            state: d.state,
-            attempts: d.attempts,
-            next_attempt_at: d.next_attempt_at,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An event with its deliveries.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventDetails {
-    #[serde(flatten)]
     pub event: Event,
-    pub deliveries: Vec<DeliverySummary>,
+    pub deliveries: Vec<Delivery>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Attempts newest first, and the cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttemptPage {
-    pub data: Vec<Attempt>,
+    pub attempts: Vec<Attempt>,
+    /// `None` on the last page.
     pub next: Option<AttemptId>,
 }
 
@@ -208,7 +185,7 @@ impl App {
     ) -> Result<IngestReceipt, AppError> {
         let NewEvent {
             event_type,
-            id: source_id,
+            source_id,
             content_type,
             payload,
         } = input;
@@ -282,14 +259,7 @@ impl App {
             .await?
             .filter(|e| &e.tenant == tenant)
             .ok_or_else(|| AppError::not_found("event", id))?;
-        let deliveries = self
-            .ctx()
-            .store
-            .event_deliveries(id)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let deliveries = self.ctx().store.event_deliveries(id).await?;
         Ok(EventDetails { event, deliveries })
     }
 
@@ -307,7 +277,7 @@ impl App {
             .list_attempts(tenant, id, limit, before)
             .await?;
         Ok(AttemptPage {
-            data: slice.attempts,
+            attempts: slice.attempts,
             next: slice.next,
         })
     }

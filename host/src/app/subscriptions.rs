@@ -2,65 +2,51 @@
 //! patch, delete, and reconciling the config file's `[[subscriptions]]` into
 //! sled at start. One validation path serves the API and the config.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use hookshape_signing::Secret;
-use serde::{Deserialize, Deserializer};
 
 use super::{App, AppError};
 use crate::config::SubscriptionConfig;
 use crate::delivery::{request, worker};
+use crate::headers::HeaderSet;
 use crate::http_client::check_literal_target;
 use crate::ids::{EventId, PluginName, SubscriptionId, Tenant};
-use crate::model::{Event, ManagedBy, Payload, Subscription, is_reserved_header};
+use crate::model::{Event, ManagedBy, Payload, Subscription};
 use crate::store::Store;
 
-/// A subscription as the API creates it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A subscription to create; unset fields take their defaults.
+#[derive(Debug, Clone)]
 pub struct NewSubscription {
     pub url: String,
     pub events: Vec<String>,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
+    pub headers: HeaderSet,
+    /// `None`: enabled.
     pub enabled: Option<bool>,
-    #[serde(default)]
     pub ordered: bool,
-    #[serde(default)]
     pub plugin: Option<PluginName>,
-    #[serde(default)]
+    /// `None`: null.
     pub plugin_config: Option<serde_json::Value>,
-    #[serde(default)]
+    /// `whsec_...`; `None`: generated.
     pub secret: Option<String>,
-    #[serde(default)]
+    /// Send a `webhook.test` event first and store nothing unless it succeeds.
     pub verify: bool,
 }
 
-/// A partial update: absent fields stay; `null` clears the nullable ones.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionPatch {
+/// Changes to a subscription: `None` leaves a field as it is; the nullable
+/// fields take `Some(None)` to clear them.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionChanges {
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
-    pub headers: Option<BTreeMap<String, String>>,
+    pub headers: Option<HeaderSet>,
     pub enabled: Option<bool>,
     pub ordered: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
     pub plugin: Option<Option<PluginName>>,
     pub plugin_config: Option<serde_json::Value>,
     pub secret: Option<String>,
-}
-
-/// Present-and-null becomes `Some(None)`; absent stays `None` via `default`.
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Longest accepted description.
@@ -88,22 +74,6 @@ impl App {
                 "invalid_request",
                 "events must list at least one event type or pattern",
             ));
-        }
-        for (name, value) in &sub.headers {
-            if is_reserved_header(name) {
-                return Err(AppError::invalid(
-                    "invalid_header",
-                    format!("header {name:?} is set by hookshape"),
-                ));
-            }
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
-                return Err(AppError::invalid(
-                    "invalid_header",
-                    format!("header {name:?} is not a valid HTTP header"),
-                ));
-            }
         }
         if sub
             .description
@@ -208,7 +178,7 @@ impl App {
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
-        patch: SubscriptionPatch,
+        patch: SubscriptionChanges,
     ) -> Result<Subscription, AppError> {
         let before = self.editable(tenant, id).await?;
         let mut sub = before.clone();

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
+use crate::headers::HeaderSet;
 use crate::ids::{PluginName, SubscriptionId, Tenant};
 use crate::store::Durability;
 
@@ -171,7 +172,7 @@ pub struct SubscriptionConfig {
     pub plugin: Option<PluginName>,
     /// `whsec_...` with any `env:VAR` resolved; `None`: generated on first start.
     pub secret: Option<String>,
-    pub headers: BTreeMap<String, String>,
+    pub headers: HeaderSet,
     pub enabled: bool,
     /// One delivery at a time, in ingest order.
     pub ordered: bool,

@@ -18,8 +18,8 @@ use super::{
     ServerConfig, StorageConfig, SubscriptionConfig, TenantScope, TokenConfig, non_zero,
     plugin_memory,
 };
+use crate::headers::{HeaderError, HeaderSet};
 use crate::ids::{InvalidId, PluginName, SubscriptionId, Tenant};
-use crate::model::is_reserved_header;
 use crate::store::Durability;
 
 type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
@@ -361,10 +361,10 @@ fn read_subscriptions(
     subscriptions
 }
 
-/// `headers = { "X-Team" = "data" }`: valid, unreserved, and distinct
-/// regardless of case (HTTP header names are case-insensitive).
-fn read_headers(r: &mut Reader<'_>, node: &Node<'_>, path: &str) -> BTreeMap<String, String> {
-    let mut headers = BTreeMap::new();
+/// `headers = { "X-Team" = "data" }`: every header [`HeaderSet`] refuses is
+/// reported at its key (or at its value, when the value is the problem).
+fn read_headers(r: &mut Reader<'_>, node: &Node<'_>, path: &str) -> HeaderSet {
+    let mut headers = HeaderSet::new();
     let DeValue::Table(table) = node.get_ref() else {
         r.error(
             Some(node.span()),
@@ -373,49 +373,37 @@ fn read_headers(r: &mut Reader<'_>, node: &Node<'_>, path: &str) -> BTreeMap<Str
         );
         return headers;
     };
-    let mut lowercase: HashMap<String, String> = HashMap::new();
     for (key, value) in table.iter() {
         let name = key.get_ref().as_ref();
         let key_path = reader::join(path, name);
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            r.error(
-                Some(key.span()),
-                &key_path,
-                format!("{name:?} is not a valid HTTP header name"),
-            );
-            continue;
-        }
-        if is_reserved_header(name) {
-            r.error(
-                Some(key.span()),
-                &key_path,
-                "hookshape sets this header itself; webhook-*, content-length, host and transfer-encoding are reserved",
-            );
-            continue;
-        }
-        if let Some(first) = lowercase.insert(name.to_ascii_lowercase(), name.to_owned()) {
-            r.error(
-                Some(key.span()),
-                &key_path,
-                format!("header {first:?} is already set (header names ignore case)"),
-            );
-            continue;
-        }
-        let value = string(value.get_ref())
-            .and_then(|v| {
-                http::HeaderValue::from_str(v)
-                    .map(|_| v.to_owned())
-                    .map_err(|_| {
-                        "not a valid HTTP header value: use visible ASCII, spaces and tabs"
-                            .to_owned()
-                    })
-            })
-            .map_err(|message| r.error(Some(value.span()), &key_path, message));
-        if let Ok(value) = value {
-            headers.insert(name.to_owned(), value);
+        let text = match string(value.get_ref()) {
+            Ok(text) => text,
+            Err(message) => {
+                r.error(Some(value.span()), &key_path, message);
+                continue;
+            }
+        };
+        if let Err(e) = headers.insert(name, text) {
+            let span = match e {
+                HeaderError::InvalidValue(_) => value.span(),
+                _ => key.span(),
+            };
+            r.error(Some(span), &key_path, header_problem(&e));
         }
     }
     headers
+}
+
+/// A refused header in the file's words: the key path already names it.
+fn header_problem(e: &HeaderError) -> String {
+    match e {
+        HeaderError::InvalidName(name) => format!("{name:?} is not a valid HTTP header name"),
+        HeaderError::Reserved(_) => "hookshape sets this header itself; webhook-*, content-length, host and transfer-encoding are reserved".to_owned(),
+        HeaderError::Duplicate { .. } => e.to_string(),
+        HeaderError::InvalidValue(_) => {
+            "not a valid HTTP header value: use visible ASCII, spaces and tabs".to_owned()
+        }
+    }
 }
 
 /// A TOML value as JSON, for `plugin_config`. Datetimes become their TOML

@@ -164,7 +164,7 @@ fn the_contract_example_parses_to_its_values() {
             description: None,
             plugin: Some(plugin),
             secret: Some(SECRET.to_owned()),
-            headers: BTreeMap::from([("X-Team".to_owned(), "data".to_owned())]),
+            headers: HeaderSet::from_pairs([("X-Team", "data")]).unwrap(),
             enabled: true,
             ordered: false,
             plugin_config: json!({"pointer": "/rows/0/revenue", "op": ">", "threshold": 100000}),

@@ -187,11 +187,7 @@ pub async fn execute(ctx: &Services, job: &Job, now: Timestamp) -> Executed {
     };
     let request = match request::build(&job.event, sub, transformed.as_ref(), now) {
         Ok(r) => r,
-        Err(
-            e @ RequestError::BadHeader {
-                origin: "plugin", ..
-            },
-        ) => {
+        Err(e @ RequestError::BadContentType(_)) => {
             executed.exchange = Exchange::TransformFailed(e.to_string());
             executed.duration = started.elapsed();
             return executed;

@@ -37,7 +37,8 @@ use wasmtime::{
     Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Trap, UpdateDeadline,
 };
 
-use crate::model::{Event, LogLine, is_reserved_header};
+use crate::headers::HeaderSet;
+use crate::model::{Event, LogLine};
 use cache::DiskCache;
 use sandbox::{MemoryCapExceeded, PluginLog, Sandbox, TABLE_ELEMENTS};
 
@@ -167,13 +168,13 @@ pub enum Outcome {
     Skip(String),
 }
 
-/// The request a plugin asked for; its headers are already checked.
+/// The request a plugin asked for; its headers and content type are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRequest {
     pub body: Vec<u8>,
     /// `None`: send `application/json`.
     pub content_type: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderSet,
 }
 
 /// Why a transform produced nothing to act on.
@@ -533,27 +534,12 @@ fn check_outcome(outcome: wit::Outcome) -> Result<Outcome, TransformError> {
             "content type {content_type:?} is not a valid header value"
         )));
     }
-    for (name, value) in &request.headers {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(TransformError::InvalidHeader(format!(
-                "{name:?} is not a valid header name"
-            )));
-        }
-        if is_reserved_header(name) {
-            return Err(TransformError::InvalidHeader(format!(
-                "{name:?} is reserved for hookshape"
-            )));
-        }
-        if http::HeaderValue::from_str(value).is_err() {
-            return Err(TransformError::InvalidHeader(format!(
-                "the value of {name:?} is not a valid header value"
-            )));
-        }
-    }
+    let headers = HeaderSet::from_pairs(request.headers)
+        .map_err(|e| TransformError::InvalidHeader(e.to_string()))?;
     Ok(Outcome::Deliver(PluginRequest {
         body: request.body,
         content_type: request.content_type,
-        headers: request.headers,
+        headers,
     }))
 }
 

@@ -10,9 +10,10 @@
 //! bounds) for uploads, which are stored with the record and reapplied at start.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -155,7 +156,7 @@ impl PluginRegistry {
         for (name, cfg) in plugins {
             match self.load_file(name, cfg) {
                 Ok(named) => {
-                    self.write().insert(name.clone(), Arc::new(named));
+                    self.by_name.write().insert(name.clone(), Arc::new(named));
                 }
                 Err(e) => errors.push(e),
             }
@@ -214,7 +215,9 @@ impl PluginRegistry {
                         limits: stored_limits(&record),
                         source: PluginSource::Api,
                     };
-                    self.write().insert(record.name.clone(), Arc::new(named));
+                    self.by_name
+                        .write()
+                        .insert(record.name.clone(), Arc::new(named));
                 }
                 Err(source) => errors.push(RegistryError::Invalid {
                     name: record.name,
@@ -226,15 +229,7 @@ impl PluginRegistry {
     }
 
     pub fn get(&self, name: &PluginName) -> Option<Arc<NamedPlugin>> {
-        self.by_name
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PluginName, Arc<NamedPlugin>>> {
-        self.by_name.write().unwrap_or_else(|e| e.into_inner())
+        self.by_name.read().get(name).cloned()
     }
 
     /// Validates, stores and activates an uploaded plugin with its limits;
@@ -277,12 +272,12 @@ impl PluginRegistry {
             source: PluginSource::Api,
         };
         let info = info(&named);
-        self.write().insert(name.clone(), Arc::new(named));
+        self.by_name.write().insert(name.clone(), Arc::new(named));
         Ok((info, existing.is_none()))
     }
 
     pub fn list(&self) -> Vec<PluginInfo> {
-        let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.by_name.read();
         let mut out: Vec<PluginInfo> = map.values().map(|p| info(p)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out

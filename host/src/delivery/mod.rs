@@ -16,10 +16,11 @@ pub mod worker;
 
 use std::collections::HashSet;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -167,7 +168,7 @@ impl Engine {
                     rewind(cursor, queued)
                 };
                 let work = {
-                    let running = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    let running = self.in_flight.lock();
                     self.ctx
                         .store
                         .due_after(now, free, cursor.as_ref(), |id| running.contains(id))
@@ -230,10 +231,7 @@ impl Engine {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return false;
         };
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(queued.id.clone());
+        self.in_flight.lock().insert(queued.id.clone());
         self.ctx.metrics.in_flight_started();
         let ctx = self.ctx.clone();
         let in_flight = self.in_flight.clone();
@@ -244,10 +242,7 @@ impl Engine {
                 unrecorded.store(true, Ordering::SeqCst);
                 tracing::error!(delivery = %queued.id, error = %e, "recording a delivery attempt failed");
             }
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&queued.id);
+            in_flight.lock().remove(&queued.id);
             drop(permit);
             ctx.metrics.in_flight_ended();
             wake.notify_one();

@@ -214,36 +214,26 @@ async fn serve(
 }
 
 fn config_check(file: &Path) -> Result<ExitCode> {
-    let config = match Config::load(file) {
-        Ok(c) => c,
+    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    let checked = Config::check(file, &mut |name, plugin| {
+        let path = plugin.path.display();
+        let wasm =
+            std::fs::read(&plugin.path).map_err(|e| format!("{path}: cannot read it: {e}"))?;
+        let loaded = runtime.load(&wasm).map_err(|e| format!("{path}: {e}"))?;
+        println!(
+            "plugin {name}: ok ({} bytes, sha256 {})",
+            loaded.size, loaded.sha256
+        );
+        Ok(())
+    });
+    let config = match checked {
+        Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
             return Ok(ExitCode::FAILURE);
         }
     };
-    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
-    let mut problems = 0;
-    for (name, plugin) in &config.plugins {
-        let loaded = std::fs::read(&plugin.path)
-            .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|wasm| runtime.load(&wasm).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(p) => println!("plugin {name}: ok ({} bytes, sha256 {})", p.size, p.sha256),
-            Err(why) => {
-                problems += 1;
-                eprintln!(
-                    "{}: plugins.{name}: {}: {why}",
-                    file.display(),
-                    plugin.path.display()
-                );
-            }
-        }
-    }
-    if problems > 0 {
-        eprintln!("{}: {problems} problem(s)", file.display());
-        return Ok(ExitCode::FAILURE);
-    }
     println!(
         "{}: ok ({} subscription(s), {} plugin(s), {} token(s))",
         file.display(),

@@ -27,10 +27,12 @@ mod units;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::DeTable;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::ids::{PluginName, SubscriptionId, Tenant};
 
@@ -176,10 +178,22 @@ pub struct ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
+/// Checks one `[plugins.NAME]` with a valid name and path beyond the file itself (`config
+/// check` loads its component); an error is reported as `plugins.NAME` at
+/// the line of its `path`, among the file's other problems.
+pub type PluginCheck<'a> = dyn FnMut(&PluginName, &PluginConfig) -> Result<(), String> + 'a;
+
 impl Config {
     /// Reads and checks `path`, resolving `env:VAR` from the process
     /// environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::check(path, &mut |_, _| Ok(()))
+    }
+
+    /// Like [`Config::load`], and runs `check_plugin` on each plugin with a
+    /// valid name and path, so one run reports a plugin that does not load together with
+    /// everything else wrong in the file.
+    pub fn check(path: &Path, check_plugin: &mut PluginCheck<'_>) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
@@ -188,7 +202,7 @@ impl Config {
                 message: format!("cannot read the config file: {e}"),
             }])
         })?;
-        Config::parse(&text, path, &|name| std::env::var(name).ok())
+        Config::read(&text, path, &|name| std::env::var(name).ok(), check_plugin)
     }
 
     /// Checks `text`, the contents of `source`, resolving `env:VAR` with `env`.
@@ -196,6 +210,15 @@ impl Config {
         text: &str,
         source: &Path,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        Config::read(text, source, env, &mut |_, _| Ok(()))
+    }
+
+    fn read(
+        text: &str,
+        source: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        check_plugin: &mut PluginCheck<'_>,
     ) -> Result<Config, ConfigErrors> {
         let mut reader = reader::Reader::new(source, text);
         let (root, syntax_errors) = DeTable::parse_recoverable(text);
@@ -209,6 +232,12 @@ impl Config {
         }
         let base_dir = source.parent().unwrap_or(Path::new(""));
         let config = sections::read(&mut reader, &root, base_dir, env);
+        for (name, plugin) in &config.plugins {
+            if let Err(message) = check_plugin(name, plugin) {
+                let key = reader::join("plugins", name.as_str());
+                reader.error(plugin_path_span(&root, name), &key, message);
+            }
+        }
         let errors = reader.into_errors();
         if errors.is_empty() {
             Ok(Config {
@@ -219,6 +248,19 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// Where `plugins.NAME.path` is written in the document.
+fn plugin_path_span(root: &Spanned<DeTable<'_>>, name: &PluginName) -> Option<Range<usize>> {
+    fn table<'t, 'i>(node: &'t reader::Node<'i>) -> Option<&'t DeTable<'i>> {
+        match node.get_ref() {
+            DeValue::Table(table) => Some(table),
+            _ => None,
+        }
+    }
+    let plugins = table(root.get_ref().get("plugins")?)?;
+    let plugin = table(plugins.get(name.as_str())?)?;
+    Some(plugin.get("path")?.span())
 }
 
 impl Default for ServerConfig {

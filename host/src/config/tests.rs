@@ -870,6 +870,52 @@ headers = { "content-length" = "1" }
 }
 
 #[test]
+fn a_plugin_check_is_reported_with_the_structural_problems() {
+    let text = r#"[server]
+listen = "nowhere"
+
+[plugins.gone]
+timeout = "50ms"
+path = "gone.wasm"
+
+[plugins.good]
+path = "good.wasm"
+
+[plugins.broken]
+path = "broken.wasm"
+memory = "1KiB"
+"#;
+    let mut checked = Vec::new();
+    let result = Config::read(text, source(), &test_env, &mut |name, plugin| {
+        checked.push(name.to_string());
+        match name.as_str() {
+            "gone" => Err(format!("{}: cannot read it", plugin.path.display())),
+            _ => Ok(()),
+        }
+    });
+    let ConfigErrors(errors) = result.unwrap_err();
+    let got: Vec<_> = errors
+        .iter()
+        .map(|e| (e.line.unwrap(), e.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, "server.listen"),
+            (6, "plugins.gone"),
+            (13, "plugins.broken.memory")
+        ]
+    );
+    assert_eq!(
+        errors[1].to_string(),
+        "/etc/hookshape/hookshape.toml:6: plugins.gone: /etc/hookshape/gone.wasm: cannot read it"
+    );
+    // Every plugin with a readable name and path is checked, whatever else
+    // is wrong with it.
+    assert_eq!(checked, ["broken", "gone", "good"]);
+}
+
+#[test]
 fn error_display_leaves_out_unknown_parts() {
     let e = ConfigError {
         file: PathBuf::from("a.toml"),

@@ -402,8 +402,8 @@ mod tests {
             "notes".parse::<PluginName>().unwrap(),
             PluginConfig {
                 path: wasm.clone(),
-                timeout: PluginConfig::DEFAULT_TIMEOUT,
-                memory: PluginConfig::DEFAULT_MEMORY,
+                timeout: PluginLimits::DEFAULT.timeout,
+                memory: PluginLimits::DEFAULT.memory_bytes,
             },
         )]);
 

@@ -23,9 +23,6 @@ use crate::plugin::PluginRuntime;
 use crate::registry::PluginRegistry;
 use crate::store::Store;
 
-/// The `user-agent` of every outgoing request.
-pub const USER_AGENT: &str = concat!("hookshape/", env!("CARGO_PKG_VERSION"));
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(
@@ -172,7 +169,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         extra_roots_pem,
-        user_agent: USER_AGENT.to_owned(),
+        // hookshape/VERSION as the user agent.
+        ..ClientOptions::default()
     })
     .map_err(|e| ServerError::Client(e.to_string()))?;
     let ctx = Arc::new(Context {

@@ -7,6 +7,7 @@
 //! and nothing leaves 127.0.0.1. Shared helpers live in [`harness`].
 
 mod bridges;
+mod cli;
 mod core;
 mod harness;
 mod plugins;

@@ -36,7 +36,10 @@ use toml::de::{DeTable, DeValue};
 
 use crate::ids::{PluginName, SubscriptionId, Tenant};
 
-pub use units::{MIN_PLUGIN_MEMORY, non_zero, parse_duration, parse_size, plugin_memory};
+pub use units::{
+    MIN_PLUGIN_MEMORY, format_duration, format_size, non_zero, parse_duration, parse_size,
+    plugin_memory,
+};
 
 /// Everything the admin's file declares.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,8 +63,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
 }
 
-/// How the server writes its log lines (`server.log_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the server writes its log lines (`server.log_format`, and the
+/// command line's `--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
     /// Plain text for a terminal.
     #[default]
@@ -178,9 +182,9 @@ pub struct ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-/// Checks one `[plugins.NAME]` with a valid name and path beyond the file itself (`config
-/// check` loads its component); an error is reported as `plugins.NAME` at
-/// the line of its `path`, among the file's other problems.
+/// Checks one `[plugins.NAME]` with a valid name and path beyond the file
+/// itself (`config check` loads its component); an error is reported as
+/// `plugins.NAME` at the line of its `path`, among the file's other problems.
 pub type PluginCheck<'a> = dyn FnMut(&PluginName, &PluginConfig) -> Result<(), String> + 'a;
 
 impl Config {
@@ -191,8 +195,8 @@ impl Config {
     }
 
     /// Like [`Config::load`], and runs `check_plugin` on each plugin with a
-    /// valid name and path, so one run reports a plugin that does not load together with
-    /// everything else wrong in the file.
+    /// valid name and path, so one run reports a plugin that does not load
+    /// together with everything else wrong in the file.
     pub fn check(path: &Path, check_plugin: &mut PluginCheck<'_>) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -302,11 +306,6 @@ impl Default for DeliveryConfig {
             extra_ca_file: None,
         }
     }
-}
-
-impl PluginConfig {
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
-    pub const DEFAULT_MEMORY: u64 = 32 << 20;
 }
 
 impl Role {

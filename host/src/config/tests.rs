@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::plugin::PluginLimits;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -180,8 +181,8 @@ fn the_contract_example_spells_out_the_defaults() {
     assert_eq!(example.storage, defaults.storage);
     assert_eq!(example.delivery, defaults.delivery);
     let plugin = example.plugins.pop_first().unwrap().1;
-    assert_eq!(plugin.timeout, PluginConfig::DEFAULT_TIMEOUT);
-    assert_eq!(plugin.memory, PluginConfig::DEFAULT_MEMORY);
+    assert_eq!(plugin.timeout, PluginLimits::DEFAULT.timeout);
+    assert_eq!(plugin.memory, PluginLimits::DEFAULT.memory_bytes);
 }
 
 #[test]
@@ -250,7 +251,7 @@ memory = 1048576
     let plugin = &config.plugins[&"p".parse::<PluginName>().unwrap()];
     assert_eq!(plugin.path, PathBuf::from("/opt/p.wasm"));
     assert_eq!(plugin.memory, 1 << 20);
-    assert_eq!(plugin.timeout, PluginConfig::DEFAULT_TIMEOUT);
+    assert_eq!(plugin.timeout, PluginLimits::DEFAULT.timeout);
 }
 
 #[test]

@@ -87,13 +87,18 @@ pub struct PluginLimits {
     pub memory_bytes: u64,
 }
 
+impl PluginLimits {
+    /// The contract's defaults, for a plugin that names no limits: 100 ms
+    /// and 32 MiB.
+    pub const DEFAULT: PluginLimits = PluginLimits {
+        timeout: Duration::from_millis(100),
+        memory_bytes: 32 << 20,
+    };
+}
+
 impl Default for PluginLimits {
-    /// The contract's defaults: 100 ms and 32 MiB.
     fn default() -> Self {
-        PluginLimits {
-            timeout: Duration::from_millis(100),
-            memory_bytes: 32 << 20,
-        }
+        PluginLimits::DEFAULT
     }
 }
 

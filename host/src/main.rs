@@ -136,7 +136,13 @@ fn init_logs(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Each line carries its span and the spans around it, with their
+        // ids (event, delivery, subscription), so a flow can be followed.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 

@@ -1,12 +1,15 @@
 //! The command line itself: every argument explains itself in `--help`,
-//! `completions` prints a script naming the subcommands, and `serve` reads
-//! its config file, address and data directory from the environment.
+//! `completions` prints a script naming the subcommands, `config check`
+//! reports everything in one run, `serve` reads its config file, address and
+//! data directory from the environment, and its JSON log lines carry the ids
+//! of the flow they belong to.
 
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
 
-use crate::harness::{ADMIN, ConfigBuilder, Launch, Server, run_binary};
+use crate::harness::{ADMIN, ConfigBuilder, Launch, Receiver, Server, eventually, run_binary};
 
 /// Bounds every run of the binary that exits by itself.
 const CLI_DEADLINE: Duration = Duration::from_secs(30);
@@ -171,4 +174,51 @@ async fn serve_reads_config_listen_and_data_from_the_environment() {
         "no store in {}",
         server.dir().display()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_log_lines_carry_the_ids_of_their_flow() {
+    let receiver = Receiver::start().await;
+    let config = ConfigBuilder::new()
+        .server("log_format", "\"json\"")
+        .build();
+    let server = Server::start(&config).await;
+    let sub = server
+        .create_subscription("acme", &json!({"url": receiver.url(), "events": ["*"]}))
+        .await;
+    let receipt = server
+        .publish("acme", &json!({"type": "order.paid", "payload": {}}))
+        .await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    // The harness runs the server with hookshape=debug, which logs each
+    // stored event and recorded attempt.
+    let line = |message: &'static str| {
+        let server = &server;
+        eventually(Duration::from_secs(10), message, move || {
+            let found = server
+                .stderr()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["fields"]["message"] == message);
+            std::future::ready(found)
+        })
+    };
+    let stored = line("event stored").await;
+    assert_eq!(stored["span"]["name"], "ingest", "{stored}");
+    assert_eq!(stored["span"]["event_id"], receipt["id"], "{stored}");
+    assert_eq!(stored["span"]["tenant"], "acme", "{stored}");
+
+    let attempt = line("attempt recorded").await;
+    let span = &attempt["span"];
+    assert_eq!(span["name"], "attempt", "{attempt}");
+    assert_eq!(span["event_id"], receipt["id"], "{attempt}");
+    assert_eq!(span["subscription_id"], sub["id"], "{attempt}");
+    assert!(
+        span["delivery_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("dlv_")),
+        "{attempt}"
+    );
+    assert!(attempt["spans"].is_array(), "the span list: {attempt}");
 }

@@ -167,6 +167,7 @@ impl App {
 
     /// Stores the event and one delivery per matching subscription, durably,
     /// then wakes the engine. A repeated source id answers the first receipt.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, event_id))]
     pub async fn ingest(
         &self,
         tenant: &Tenant,
@@ -217,7 +218,7 @@ impl App {
             .collect();
         let ingested = self.ctx().store.ingest(&event, &deliveries)?;
         self.ctx().store.durable().await?;
-        Ok(match ingested {
+        let receipt = match ingested {
             Ingested::New(r) => {
                 self.ctx().metrics.event_received();
                 if r.deliveries > 0 {
@@ -234,7 +235,14 @@ impl App {
                 deliveries: r.deliveries,
                 duplicate: true,
             },
-        })
+        };
+        tracing::Span::current().record("event_id", tracing::field::display(&receipt.id));
+        tracing::debug!(
+            deliveries = receipt.deliveries,
+            duplicate = receipt.duplicate,
+            "event stored"
+        );
+        Ok(receipt)
     }
 
     pub fn get_event(&self, tenant: &Tenant, id: &EventId) -> Result<EventDetails, AppError> {

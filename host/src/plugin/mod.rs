@@ -319,6 +319,10 @@ impl PluginRuntime {
 
     /// Runs the plugin once on a fresh instance. Never fails as a call:
     /// every way the plugin can go wrong is in the report's `result`.
+    #[tracing::instrument(
+        skip_all,
+        fields(event_id = %input.event.id, subscription_id = %input.subscription_id)
+    )]
     pub async fn transform(
         &self,
         plugin: &LoadedPlugin,

@@ -159,6 +159,9 @@ impl HttpClient {
     }
 
     /// POSTs `body` with `headers` (plus `user-agent`) and reads the response.
+    /// Its span names the host only (a URL's path or query may hold a
+    /// secret); the delivery's ids are on the caller's span.
+    #[tracing::instrument(skip_all, fields(host = url.host_str()))]
     pub async fn post(
         &self,
         url: &Url,

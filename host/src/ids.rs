@@ -12,8 +12,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A malformed id or name.
@@ -27,7 +27,7 @@ pub struct InvalidId {
 
 fn next_ulid() -> ulid::Ulid {
     static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
-    let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = GENERATOR.lock();
     let generator = guard.get_or_insert_with(ulid::Generator::new);
     // The generator only fails when 2^80 ids are made in one millisecond.
     generator.generate().unwrap_or_else(|_| ulid::Ulid::new())

@@ -1,14 +1,15 @@
-//! The `hookshape` command: `serve`, `config check` and `plugin run`.
+//! The `hookshape` command: `serve`, `config check`, `plugin run` and
+//! `completions`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use hookshape::clock::{Clock, SystemClock};
-use hookshape::config::{Config, ConfigErrors};
+use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format_size};
 use hookshape::dry_run;
 use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
 
@@ -41,30 +42,25 @@ fn return_freed_memory_promptly() {
     about = "A webhook dispatcher with per-subscription WebAssembly transforms"
 )]
 struct Cli {
-    /// Log format on stderr.
+    /// Log format on stderr; `serve` defaults to [server] log_format, the others to human.
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the dispatcher (embedded defaults without --config).
     Serve {
-        #[arg(long)]
+        /// The config file (TOML); the embedded defaults without it.
+        #[arg(long, env = "HOOKSHAPE_CONFIG")]
         config: Option<PathBuf>,
         /// Overrides [server] listen.
-        #[arg(long)]
+        #[arg(long, env = "HOOKSHAPE_LISTEN")]
         listen: Option<std::net::SocketAddr>,
         /// Overrides [storage] path.
-        #[arg(long)]
+        #[arg(long, env = "HOOKSHAPE_DATA")]
         data: Option<PathBuf>,
     },
     /// Configuration tools.
@@ -77,35 +73,60 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Print a completion script for SHELL on stdout.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file, including that its plugins load.
-    Check { file: PathBuf },
+    Check {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Dry run: transform one event file and print the request or the skip reason.
     Run {
+        /// The plugin component (.wasm).
         #[arg(long)]
         plugin: PathBuf,
+        /// The event: a source's body (as in samples/) or a stored event as the API shows it.
         #[arg(long)]
         event: PathBuf,
         /// Plugin config: inline JSON, or a JSON file.
         #[arg(long)]
         config: Option<String>,
+        /// The subscription URL the request would go to.
         #[arg(long, default_value = dry_run::DEFAULT_URL)]
         url: String,
-        /// Per-call timeout, as in [plugins.NAME] (e.g. "100ms").
-        #[arg(long, default_value = "100ms", value_parser = hookshape::config::parse_duration)]
+        /// Per-call timeout, as in [plugins.NAME] (e.g. "250ms").
+        #[arg(
+            long,
+            default_value = DEFAULT_TIMEOUT.as_str(),
+            value_parser = hookshape::config::parse_duration
+        )]
         timeout: std::time::Duration,
-        /// Linear memory cap, as in [plugins.NAME] (e.g. "32MiB").
-        #[arg(long, default_value = "32MiB", value_parser = hookshape::config::parse_size)]
+        /// Linear memory cap, as in [plugins.NAME] (e.g. "64MiB").
+        #[arg(
+            long,
+            default_value = DEFAULT_MEMORY.as_str(),
+            value_parser = hookshape::config::parse_size
+        )]
         memory: u64,
     },
 }
+
+/// `plugin run`'s defaults, as the config file would spell them.
+static DEFAULT_TIMEOUT: LazyLock<String> =
+    LazyLock::new(|| format_duration(PluginLimits::DEFAULT.timeout));
+static DEFAULT_MEMORY: LazyLock<String> =
+    LazyLock::new(|| format_size(PluginLimits::DEFAULT.memory_bytes));
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -115,7 +136,13 @@ fn init_logs(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Each line carries its span and the spans around it, with their
+        // ids (event, delivery, subscription), so a flow can be followed.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 
@@ -163,6 +190,15 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "hookshape",
+                    &mut std::io::stdout(),
+                );
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {
@@ -189,10 +225,7 @@ async fn serve(
         Some(path) => load_config(path)?,
         None => Config::default(),
     };
-    init_logs(log_format.unwrap_or(match config.server.log_format {
-        hookshape::config::LogFormat::Human => LogFormat::Human,
-        hookshape::config::LogFormat::Json => LogFormat::Json,
-    }));
+    init_logs(log_format.unwrap_or(config.server.log_format));
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
@@ -214,36 +247,26 @@ async fn serve(
 }
 
 fn config_check(file: &Path) -> Result<ExitCode> {
-    let config = match Config::load(file) {
-        Ok(c) => c,
+    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    let checked = Config::check(file, &mut |name, plugin| {
+        let path = plugin.path.display();
+        let wasm =
+            std::fs::read(&plugin.path).map_err(|e| format!("{path}: cannot read it: {e}"))?;
+        let loaded = runtime.load(&wasm).map_err(|e| format!("{path}: {e}"))?;
+        println!(
+            "plugin {name}: ok ({} bytes, sha256 {})",
+            loaded.size, loaded.sha256
+        );
+        Ok(())
+    });
+    let config = match checked {
+        Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
             return Ok(ExitCode::FAILURE);
         }
     };
-    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
-    let mut problems = 0;
-    for (name, plugin) in &config.plugins {
-        let loaded = std::fs::read(&plugin.path)
-            .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|wasm| runtime.load(&wasm).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(p) => println!("plugin {name}: ok ({} bytes, sha256 {})", p.size, p.sha256),
-            Err(why) => {
-                problems += 1;
-                eprintln!(
-                    "{}: plugins.{name}: {}: {why}",
-                    file.display(),
-                    plugin.path.display()
-                );
-            }
-        }
-    }
-    if problems > 0 {
-        eprintln!("{}: {problems} problem(s)", file.display());
-        return Ok(ExitCode::FAILURE);
-    }
     println!(
         "{}: ok ({} subscription(s), {} plugin(s), {} token(s))",
         file.display(),
@@ -319,4 +342,58 @@ async fn plugin_run(
     println!();
     println!("transform took {:?}", run.report.duration);
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument and subcommand, at any depth, that has no help line.
+    fn undocumented(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if arg.get_help().is_none() {
+                found.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                found.push(path.clone());
+            }
+            undocumented(sub, &path, found);
+        }
+    }
+
+    #[test]
+    fn every_argument_and_subcommand_has_a_help_line() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut found = Vec::new();
+        undocumented(&command, "hookshape", &mut found);
+        assert!(found.is_empty(), "without help: {found:?}");
+    }
+
+    #[test]
+    fn plugin_run_defaults_to_the_plugin_defaults() {
+        let cli = Cli::try_parse_from([
+            "hookshape",
+            "plugin",
+            "run",
+            "--plugin",
+            "p",
+            "--event",
+            "e",
+        ])
+        .unwrap();
+        let Command::Plugin {
+            command: PluginCommand::Run {
+                timeout, memory, ..
+            },
+        } = cli.command
+        else {
+            panic!("not plugin run");
+        };
+        assert_eq!(timeout, PluginLimits::DEFAULT.timeout);
+        assert_eq!(memory, PluginLimits::DEFAULT.memory_bytes);
+    }
 }

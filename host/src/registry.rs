@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
@@ -170,7 +170,7 @@ impl PluginRegistry {
         for (name, cfg) in plugins {
             match self.load_file(name, cfg) {
                 Ok(named) => {
-                    self.write().insert(name.clone(), Arc::new(named));
+                    self.by_name.write().insert(name.clone(), Arc::new(named));
                 }
                 Err(e) => errors.push(e),
             }
@@ -227,7 +227,9 @@ impl PluginRegistry {
                         limits: stored_limits(&record),
                         source: PluginSource::Api,
                     };
-                    self.write().insert(record.name.clone(), Arc::new(named));
+                    self.by_name
+                        .write()
+                        .insert(record.name.clone(), Arc::new(named));
                 }
                 Err(source) => errors.push(RegistryError::Invalid {
                     name: record.name,
@@ -240,10 +242,6 @@ impl PluginRegistry {
 
     pub fn get(&self, name: &PluginName) -> Option<Arc<NamedPlugin>> {
         self.by_name.read().get(name).cloned()
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<PluginName, Arc<NamedPlugin>>> {
-        self.by_name.write()
     }
 
     /// Validates, stores and activates an uploaded plugin with its limits;
@@ -292,7 +290,7 @@ impl PluginRegistry {
             source: PluginSource::Api,
         };
         let info = info(&named);
-        self.write().insert(name.clone(), Arc::new(named));
+        self.by_name.write().insert(name.clone(), Arc::new(named));
         Ok((info, existing.is_none()))
     }
 
@@ -412,8 +410,8 @@ mod tests {
             "notes".parse::<PluginName>().unwrap(),
             PluginConfig {
                 path: wasm.clone(),
-                timeout: PluginConfig::DEFAULT_TIMEOUT,
-                memory: PluginConfig::DEFAULT_MEMORY,
+                timeout: PluginLimits::DEFAULT.timeout,
+                memory: PluginLimits::DEFAULT.memory_bytes,
             },
         )]);
 

@@ -24,9 +24,6 @@ use crate::registry::{PluginRegistry, read_uploads};
 use crate::services::{Services, Settings};
 use crate::store::SharedStore;
 
-/// The `user-agent` of every outgoing request.
-pub const USER_AGENT: &str = concat!("hookshape/", env!("CARGO_PKG_VERSION"));
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(
@@ -156,7 +153,8 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         extra_roots_pem,
-        user_agent: USER_AGENT.to_owned(),
+        // hookshape/VERSION as the user agent.
+        ..ClientOptions::default()
     })
     .map_err(|e| ServerError::Client(e.to_string()))?;
     let ctx = Arc::new(Services {

@@ -231,11 +231,22 @@ impl Reply {
     }
 }
 
+/// How `hookshape serve` is told its config file, address and data
+/// directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// `--config`, `--listen` and `--data`.
+    Flags,
+    /// `HOOKSHAPE_CONFIG`, `HOOKSHAPE_LISTEN` and `HOOKSHAPE_DATA`.
+    Env,
+}
+
 /// `hookshape serve` as a child process, with its temporary directory (the
 /// config file and the data directory) and everything it wrote to stderr.
 pub struct Server {
     dir: tempfile::TempDir,
     config_path: PathBuf,
+    launch: Launch,
     child: Option<Child>,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
@@ -247,15 +258,22 @@ impl Server {
     /// server on it, listening on an ephemeral loopback port with its data
     /// inside the same directory.
     pub async fn start(config_toml: &str) -> Server {
+        Server::start_with(config_toml, Launch::Flags).await
+    }
+
+    /// [`Server::start`], passing the config file, address and data
+    /// directory as `launch` says.
+    pub async fn start_with(config_toml: &str, launch: Launch) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config_path = dir.path().join("hookshape.toml");
         std::fs::write(&config_path, config_toml).expect("writing the config file");
         let client = Client::builder(TokioExecutor::new()).build_http();
         let stderr = Arc::new(Mutex::new(String::new()));
-        let (child, addr) = spawn(dir.path(), &config_path, &stderr).await;
+        let (child, addr) = spawn(dir.path(), &config_path, launch, &stderr).await;
         Server {
             dir,
             config_path,
+            launch,
             child: Some(child),
             addr,
             stderr,
@@ -326,7 +344,13 @@ impl Server {
             .lock()
             .unwrap()
             .push_str("\n---- restart ----\n");
-        let (child, addr) = spawn(self.dir.path(), &self.config_path, &self.stderr).await;
+        let (child, addr) = spawn(
+            self.dir.path(),
+            &self.config_path,
+            self.launch,
+            &self.stderr,
+        )
+        .await;
         self.child = Some(child);
         self.addr = addr;
     }
@@ -612,13 +636,27 @@ impl Drop for Server {
 
 /// Spawns `hookshape serve` and waits for its listening line; stderr is
 /// appended to `stderr` by a draining thread, as is stdout past that line.
-async fn spawn(dir: &Path, config: &Path, stderr: &Arc<Mutex<String>>) -> (Child, SocketAddr) {
-    let mut child = Command::new(BINARY)
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("data"))
+async fn spawn(
+    dir: &Path,
+    config: &Path,
+    launch: Launch,
+    stderr: &Arc<Mutex<String>>,
+) -> (Child, SocketAddr) {
+    let (listen, data) = ("127.0.0.1:0", dir.join("data"));
+    let mut command = Command::new(BINARY);
+    command.arg("serve");
+    match launch {
+        Launch::Flags => command
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", listen, "--data"])
+            .arg(data),
+        Launch::Env => command
+            .env("HOOKSHAPE_CONFIG", config)
+            .env("HOOKSHAPE_LISTEN", listen)
+            .env("HOOKSHAPE_DATA", data),
+    };
+    let mut child = command
         .current_dir(dir)
         .env("RUST_LOG", "info,hookshape=debug")
         .env("NO_COLOR", "1")

@@ -8,6 +8,7 @@
 //! [`harness`].
 
 mod bridges;
+mod cli;
 mod core;
 mod harness;
 mod plugins;

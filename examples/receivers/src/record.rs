@@ -2,10 +2,10 @@
 //! and the demo can see exactly what a receiver took in.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, Method, Uri, header};
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::gate::SignatureCheck;
@@ -92,7 +92,7 @@ impl<T: Clone> Recorder<T> {
         let received_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.entries.lock();
         for detail in details {
             let seq = entries.len() as u64 + 1;
             entries.push(Received {
@@ -110,18 +110,12 @@ impl<T: Clone> Recorder<T> {
 
     /// Everything recorded so far.
     pub fn entries(&self) -> Vec<Received<T>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.entries.lock().clone()
     }
 
     /// Forgets everything recorded.
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.entries.lock().clear();
     }
 }
 

@@ -178,6 +178,7 @@ impl App {
 
     /// Stores the event and one delivery per matching subscription, durably,
     /// then wakes the dispatcher. A repeated source id answers the first receipt.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, event_id))]
     pub async fn ingest(
         &self,
         tenant: &Tenant,
@@ -231,7 +232,7 @@ impl App {
             .collect();
         let ingested = self.ctx().store.ingest(&event, &deliveries).await?;
         self.ctx().store.durable().await?;
-        Ok(match ingested {
+        let receipt = match ingested {
             Ingested::New(r) => {
                 self.ctx().metrics.event_received();
                 if r.deliveries > 0 {
@@ -248,7 +249,14 @@ impl App {
                 deliveries: r.deliveries,
                 duplicate: true,
             },
-        })
+        };
+        tracing::Span::current().record("event_id", tracing::field::display(&receipt.id));
+        tracing::debug!(
+            deliveries = receipt.deliveries,
+            duplicate = receipt.duplicate,
+            "event stored"
+        );
+        Ok(receipt)
     }
 
     pub async fn get_event(&self, tenant: &Tenant, id: &EventId) -> Result<EventDetails, AppError> {

@@ -27,16 +27,21 @@ mod units;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::DeTable;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::headers::HeaderSet;
 use crate::ids::{PluginName, SubscriptionId, Tenant};
 use crate::store::Durability;
 
-pub use units::{MIN_PLUGIN_MEMORY, non_zero, parse_duration, parse_size, plugin_memory};
+pub use units::{
+    MIN_PLUGIN_MEMORY, format_duration, format_size, non_zero, parse_duration, parse_size,
+    plugin_memory,
+};
 
 /// Everything the admin's file declares.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -61,8 +66,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
 }
 
-/// How the server writes its log lines (`server.log_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the server writes its log lines (`server.log_format`, and the
+/// command line's `--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
     /// Plain text for a terminal.
     #[default]
@@ -197,10 +203,22 @@ pub struct ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
+/// Checks one `[plugins.NAME]` with a valid name and path beyond the file
+/// itself (`config check` loads its component); an error is reported as
+/// `plugins.NAME` at the line of its `path`, among the file's other problems.
+pub type PluginCheck<'a> = dyn FnMut(&PluginName, &PluginConfig) -> Result<(), String> + 'a;
+
 impl Config {
     /// Reads and checks `path`, resolving `env:VAR` from the process
     /// environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::check(path, &mut |_, _| Ok(()))
+    }
+
+    /// Like [`Config::load`], and runs `check_plugin` on each plugin with a
+    /// valid name and path, so one run reports a plugin that does not load
+    /// together with everything else wrong in the file.
+    pub fn check(path: &Path, check_plugin: &mut PluginCheck<'_>) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
@@ -209,7 +227,7 @@ impl Config {
                 message: format!("cannot read the config file: {e}"),
             }])
         })?;
-        Config::parse(&text, path, &|name| std::env::var(name).ok())
+        Config::read(&text, path, &|name| std::env::var(name).ok(), check_plugin)
     }
 
     /// Checks `text`, the contents of `source`, resolving `env:VAR` with `env`.
@@ -217,6 +235,15 @@ impl Config {
         text: &str,
         source: &Path,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        Config::read(text, source, env, &mut |_, _| Ok(()))
+    }
+
+    fn read(
+        text: &str,
+        source: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        check_plugin: &mut PluginCheck<'_>,
     ) -> Result<Config, ConfigErrors> {
         let mut reader = reader::Reader::new(source, text);
         let (root, syntax_errors) = DeTable::parse_recoverable(text);
@@ -230,6 +257,12 @@ impl Config {
         }
         let base_dir = source.parent().unwrap_or(Path::new(""));
         let config = sections::read(&mut reader, &root, base_dir, env);
+        for (name, plugin) in &config.plugins {
+            if let Err(message) = check_plugin(name, plugin) {
+                let key = reader::join("plugins", name.as_str());
+                reader.error(plugin_path_span(&root, name), &key, message);
+            }
+        }
         let errors = reader.into_errors();
         if errors.is_empty() {
             Ok(Config {
@@ -240,6 +273,19 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// Where `plugins.NAME.path` is written in the document.
+fn plugin_path_span(root: &Spanned<DeTable<'_>>, name: &PluginName) -> Option<Range<usize>> {
+    fn table<'t, 'i>(node: &'t reader::Node<'i>) -> Option<&'t DeTable<'i>> {
+        match node.get_ref() {
+            DeValue::Table(table) => Some(table),
+            _ => None,
+        }
+    }
+    let plugins = table(root.get_ref().get("plugins")?)?;
+    let plugin = table(plugins.get(name.as_str())?)?;
+    Some(plugin.get("path")?.span())
 }
 
 impl Default for ServerConfig {
@@ -295,11 +341,6 @@ impl Default for DeliveryConfig {
             extra_ca_file: None,
         }
     }
-}
-
-impl PluginConfig {
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
-    pub const DEFAULT_MEMORY: u64 = 32 << 20;
 }
 
 impl Role {

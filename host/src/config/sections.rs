@@ -20,6 +20,7 @@ use super::{
 };
 use crate::headers::{HeaderError, HeaderSet};
 use crate::ids::{InvalidId, PluginName, SubscriptionId, Tenant};
+use crate::plugin::PluginLimits;
 use crate::store::Durability;
 
 type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
@@ -254,10 +255,10 @@ fn read_plugins(
         let file = r.required(&p, "path", |v| Ok(base_dir.join(non_empty_path(v)?)));
         let timeout = r
             .optional(&p, "timeout", non_zero_duration)
-            .unwrap_or(PluginConfig::DEFAULT_TIMEOUT);
+            .unwrap_or(PluginLimits::DEFAULT.timeout);
         let memory = r
             .optional(&p, "memory", |v| plugin_memory(size(v)?))
-            .unwrap_or(PluginConfig::DEFAULT_MEMORY);
+            .unwrap_or(PluginLimits::DEFAULT.memory_bytes);
         if let (Some(name), Some(path)) = (name, file) {
             plugins.insert(
                 name,
@@ -468,14 +469,17 @@ fn listen_address(value: &DeValue<'_>) -> Result<SocketAddr, String> {
     })
 }
 
+/// Spelled as on the command line (`--log-format`).
 fn log_format(value: &DeValue<'_>) -> Result<LogFormat, String> {
-    match string(value)? {
-        "human" => Ok(LogFormat::Human),
-        "json" => Ok(LogFormat::Json),
-        other => Err(format!(
-            r#"unknown log format {other:?}; expected "human" or "json""#
-        )),
-    }
+    use clap::ValueEnum;
+    let s = string(value)?;
+    LogFormat::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = LogFormat::value_variants()
+            .iter()
+            .filter_map(|v| Some(format!("{:?}", v.to_possible_value()?.get_name())))
+            .collect();
+        format!("unknown log format {s:?}; expected {}", names.join(" or "))
+    })
 }
 
 fn role(value: &DeValue<'_>) -> Result<Role, String> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::plugin::PluginLimits;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -180,8 +181,8 @@ fn the_contract_example_spells_out_the_defaults() {
     assert_eq!(example.storage, defaults.storage);
     assert_eq!(example.delivery, defaults.delivery);
     let plugin = example.plugins.pop_first().unwrap().1;
-    assert_eq!(plugin.timeout, PluginConfig::DEFAULT_TIMEOUT);
-    assert_eq!(plugin.memory, PluginConfig::DEFAULT_MEMORY);
+    assert_eq!(plugin.timeout, PluginLimits::DEFAULT.timeout);
+    assert_eq!(plugin.memory, PluginLimits::DEFAULT.memory_bytes);
 }
 
 #[test]
@@ -250,7 +251,7 @@ memory = 1048576
     let plugin = &config.plugins[&"p".parse::<PluginName>().unwrap()];
     assert_eq!(plugin.path, PathBuf::from("/opt/p.wasm"));
     assert_eq!(plugin.memory, 1 << 20);
-    assert_eq!(plugin.timeout, PluginConfig::DEFAULT_TIMEOUT);
+    assert_eq!(plugin.timeout, PluginLimits::DEFAULT.timeout);
 }
 
 #[test]
@@ -867,6 +868,52 @@ headers = { "content-length" = "1" }
         ),
         "{shown}"
     );
+}
+
+#[test]
+fn a_plugin_check_is_reported_with_the_structural_problems() {
+    let text = r#"[server]
+listen = "nowhere"
+
+[plugins.gone]
+timeout = "50ms"
+path = "gone.wasm"
+
+[plugins.good]
+path = "good.wasm"
+
+[plugins.broken]
+path = "broken.wasm"
+memory = "1KiB"
+"#;
+    let mut checked = Vec::new();
+    let result = Config::read(text, source(), &test_env, &mut |name, plugin| {
+        checked.push(name.to_string());
+        match name.as_str() {
+            "gone" => Err(format!("{}: cannot read it", plugin.path.display())),
+            _ => Ok(()),
+        }
+    });
+    let ConfigErrors(errors) = result.unwrap_err();
+    let got: Vec<_> = errors
+        .iter()
+        .map(|e| (e.line.unwrap(), e.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, "server.listen"),
+            (6, "plugins.gone"),
+            (13, "plugins.broken.memory")
+        ]
+    );
+    assert_eq!(
+        errors[1].to_string(),
+        "/etc/hookshape/hookshape.toml:6: plugins.gone: /etc/hookshape/gone.wasm: cannot read it"
+    );
+    // Every plugin with a readable name and path is checked, whatever else
+    // is wrong with it.
+    assert_eq!(checked, ["broken", "gone", "good"]);
 }
 
 #[test]

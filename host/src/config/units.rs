@@ -116,6 +116,34 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large a size"))
 }
 
+/// Writes a duration the way [`parse_duration`] reads it, largest unit
+/// first (`"100ms"`, `"1h30m"`); sub-millisecond parts are dropped.
+pub fn format_duration(d: Duration) -> String {
+    let mut millis = d.as_millis();
+    if millis == 0 {
+        return "0ms".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, per_unit) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if millis >= per_unit {
+            out.push_str(&format!("{}{unit}", millis / per_unit));
+            millis %= per_unit;
+        }
+    }
+    out
+}
+
+/// Writes a size the way [`parse_size`] reads it: in the largest binary
+/// unit that divides it (`"32MiB"`), else in bytes.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Splits `s` into its leading digits, the non-digits after them, and the rest.
 fn split_number(s: &str) -> (&str, &str, &str) {
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -198,6 +226,23 @@ mod tests {
         assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("3kB"), Ok(3_000));
         assert_eq!(parse_size("1 GB"), Ok(1_000_000_000));
+    }
+
+    #[test]
+    fn formatted_durations_and_sizes_read_back() {
+        assert_eq!(format_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+        assert_eq!(format_size(32 << 20), "32MiB");
+        assert_eq!(format_size(1536), "1536");
+        assert_eq!(format_size(0), "0");
+        for d in [1, 999, 1_000, 61_001, 5_400_000, 90_061_001] {
+            let d = Duration::from_millis(d);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+        for bytes in [0, 1, 1000, 1 << 10, 3 << 20, (1 << 40) + 1, 5 << 40] {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
+        }
     }
 
     #[test]

@@ -74,11 +74,19 @@ impl Start {
     }
 }
 
-/// Runs one attempt of a delivery end to end.
+/// Runs one attempt of a delivery end to end, in a span naming the
+/// delivery, its event and subscription.
+#[tracing::instrument(skip_all, fields(delivery_id = %queued.id, event_id, subscription_id))]
 pub async fn attempt(ctx: &Services, queued: &Queued) -> Result<(), StoreError> {
     let Some(job) = prepare(ctx, queued).await? else {
         return Ok(());
     };
+    let span = tracing::Span::current();
+    span.record("event_id", tracing::field::display(&job.event.id));
+    span.record(
+        "subscription_id",
+        tracing::field::display(&job.subscription.id),
+    );
     let start = Start::at(ctx.clock.now());
     let executed = execute(ctx, &job, start.at).await;
     if let Some(t) = executed.transform_time {
@@ -88,6 +96,11 @@ pub async fn attempt(ctx: &Services, queued: &Queued) -> Result<(), StoreError> 
     ctx.store
         .record_attempt(&result, job.subscription.ordered, ctx.clock.now())
         .await?;
+    tracing::debug!(
+        outcome = ?result.attempt.outcome,
+        state = ?result.delivery.state,
+        "attempt recorded"
+    );
     ctx.metrics.attempt_finished(
         result.attempt.outcome,
         Duration::from_millis(result.attempt.duration_ms),

@@ -27,9 +27,10 @@ pub mod testing;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -86,13 +87,18 @@ pub struct PluginLimits {
     pub memory_bytes: u64,
 }
 
+impl PluginLimits {
+    /// The contract's defaults, for a plugin that names no limits: 100 ms
+    /// and 32 MiB.
+    pub const DEFAULT: PluginLimits = PluginLimits {
+        timeout: Duration::from_millis(100),
+        memory_bytes: 32 << 20,
+    };
+}
+
 impl Default for PluginLimits {
-    /// The contract's defaults: 100 ms and 32 MiB.
     fn default() -> Self {
-        PluginLimits {
-            timeout: Duration::from_millis(100),
-            memory_bytes: 32 << 20,
-        }
+        PluginLimits::DEFAULT
     }
 }
 
@@ -255,7 +261,7 @@ impl PluginRuntime {
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedPlugin>, PluginError> {
         let started = Instant::now();
         let sha256 = hex::encode(Sha256::digest(wasm));
-        if let Some(plugin) = self.lock_loaded().get(&sha256).and_then(Weak::upgrade) {
+        if let Some(plugin) = self.loaded.lock().get(&sha256).and_then(Weak::upgrade) {
             return Ok(plugin);
         }
         check_component_header(wasm)?;
@@ -305,7 +311,7 @@ impl PluginRuntime {
             "{}",
             if from_cache { "plugin loaded from the compile cache" } else { "plugin compiled" }
         );
-        let mut loaded = self.lock_loaded();
+        let mut loaded = self.loaded.lock();
         loaded.retain(|_, p| p.strong_count() > 0);
         loaded.insert(plugin.sha256.clone(), Arc::downgrade(&plugin));
         Ok(plugin)
@@ -313,6 +319,10 @@ impl PluginRuntime {
 
     /// Runs the plugin once on a fresh instance. Never fails as a call:
     /// every way the plugin can go wrong is in the report's `result`.
+    #[tracing::instrument(
+        skip_all,
+        fields(event_id = %input.event.id, subscription_id = %input.subscription_id)
+    )]
     pub async fn transform(
         &self,
         plugin: &LoadedPlugin,
@@ -379,10 +389,6 @@ impl PluginRuntime {
             Ok(Ok(Err(message))) => Err(TransformError::Plugin(message)),
             Ok(Ok(Ok(outcome))) => check_outcome(outcome),
         }
-    }
-
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<LoadedPlugin>>> {
-        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -8,10 +8,11 @@
 //! printed to stderr sits right after the log lines that led to it.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -137,9 +138,7 @@ pub(super) struct PluginLog(Arc<Mutex<LogBuffer>>);
 
 impl PluginLog {
     pub(super) fn lock(&self) -> MutexGuard<'_, LogBuffer> {
-        // A panic while holding this lock cannot leave the buffer in a state
-        // worse than a missing line.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock()
     }
 }
 

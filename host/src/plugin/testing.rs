@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+
+use parking_lot::Mutex;
 
 /// The workspace root (the host crate's parent directory).
 pub fn workspace_dir() -> &'static Path {
@@ -26,7 +27,7 @@ pub fn build_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     // Held across the build: concurrent tests asking for the same plugin wait
     // for one build instead of racing cargo's lock.
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut built = BUILT.lock();
     if let Some(path) = built.get(name) {
         return path.clone();
     }

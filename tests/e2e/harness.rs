@@ -304,6 +304,11 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     /// SIGKILL: no chance to flush or finish anything.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

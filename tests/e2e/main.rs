@@ -12,3 +12,4 @@ mod cli;
 mod core;
 mod harness;
 mod plugins;
+mod storage;

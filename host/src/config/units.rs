@@ -197,7 +197,7 @@ mod tests {
             "{}",
             err("5 parsecs")
         );
-        assert!(err("1d").contains(r#"unknown unit "d""#), "{}", err("1d"));
+        assert!(err("1w").contains(r#"unknown unit "w""#), "{}", err("1w"));
         assert!(err("5 s").contains("without spaces"), "{}", err("5 s"));
         assert!(err("1.5s").contains("fractions"), "{}", err("1.5s"));
         assert!(err("s").contains("is not a duration"), "{}", err("s"));

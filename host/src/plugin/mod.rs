@@ -9,8 +9,11 @@
 //! (`plugin-sdk/wit/world.wit`), compiles it (or maps an earlier compilation
 //! from the disk cache) and pre-resolves its imports once.
 //! [`PluginRuntime::transform`] then runs one call in a fresh `Store` with
-//! nothing granted (see [`sandbox`]), under the plugin's timeout and memory
-//! cap, and reports the outcome, the plugin's log lines and the time taken.
+//! nothing granted (see [`sandbox`]), under the plugin's timeout and one
+//! memory budget for all its memories and tables, checks what it returned
+//! against the output bounds ([`MAX_BODY_BYTES`], [`MAX_HEADERS`],
+//! [`MAX_HEADER_VALUE_BYTES`]), and reports the outcome, the plugin's log
+//! lines and the time taken.
 //!
 //! Calls run with wasmtime's async support directly on the caller's task
 //! rather than on a blocking thread: there is no thread hop per call (the
@@ -76,12 +79,25 @@ const RUN_BEFORE_YIELDING: Duration = Duration::from_millis(2);
 /// only limit that matters.
 const MAX_MEMORY_BYTES: u64 = 4 << 30;
 
+/// The largest body a plugin may ask hookshape to send: 16 times the
+/// default `max_event_bytes`, room for any reshaped event, while a flood of
+/// attempts cannot make the host hold and send arbitrary amounts.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The most extra headers a plugin may set, and the longest value: the
+/// bounds a subscription's own headers have (`max_headers_per_subscription`
+/// and its 8 KiB value), so a plugin cannot send what an admin could not
+/// configure.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_VALUE_BYTES: usize = 8 << 10;
+
 /// What `transform` may run: resources and time for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     /// Wall time for instantiate + call, after which the call is interrupted.
     pub timeout: Duration,
-    /// The most linear memory the plugin may have; growing past it traps.
+    /// The most bytes the call's linear memories and tables may take
+    /// together; growing past it traps.
     pub memory_bytes: u64,
 }
 
@@ -192,6 +208,9 @@ pub enum TransformError {
     /// The plugin set a reserved or malformed header or content type.
     #[error("plugin set an invalid header: {0}")]
     InvalidHeader(String),
+    /// The plugin's request is larger than hookshape sends.
+    #[error("plugin output too large: {0}")]
+    OutputTooLarge(String),
 }
 
 /// Everything one transform call produced.
@@ -425,6 +444,14 @@ fn engine_config() -> wasmtime::Config {
         .wasm_component_model(true)
         // Shared memories could outlive a call and are not needed by transforms.
         .wasm_threads(false)
+        // No GC heap: it would be memory outside the call's budget, and no
+        // plugin toolchain we support (Rust, wasip2) emits GC types, typed
+        // function references or exceptions. A component that uses them is
+        // refused when it is loaded.
+        .gc_support(false)
+        .wasm_gc(false)
+        .wasm_function_references(false)
+        .wasm_exceptions(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         // Linear memories start as copy-on-write mappings of the compiled
         // initial image: instantiation copies nothing.
@@ -520,12 +547,36 @@ fn panic_message(logs: &[LogLine]) -> Option<String> {
     Some(format!("panicked at {location}: {}", message.join("\n")))
 }
 
-/// Refuses headers hookshape owns or cannot send.
+/// Refuses requests hookshape will not send: too large, or with headers
+/// hookshape owns or cannot send.
 fn check_outcome(outcome: wit::Outcome) -> Result<Outcome, TransformError> {
     let request = match outcome {
         wit::Outcome::Skip(reason) => return Ok(Outcome::Skip(reason)),
         wit::Outcome::Deliver(request) => request,
     };
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(TransformError::OutputTooLarge(format!(
+            "the body has {} bytes, more than the {} hookshape sends",
+            request.body.len(),
+            format_bytes(MAX_BODY_BYTES as u64)
+        )));
+    }
+    if request.headers.len() > MAX_HEADERS {
+        return Err(TransformError::OutputTooLarge(format!(
+            "{} headers are more than the {MAX_HEADERS} hookshape sends",
+            request.headers.len()
+        )));
+    }
+    if let Some((name, _)) = request
+        .headers
+        .iter()
+        .find(|(_, value)| value.len() > MAX_HEADER_VALUE_BYTES)
+    {
+        return Err(TransformError::OutputTooLarge(format!(
+            "the value of {name:?} is longer than {}",
+            format_bytes(MAX_HEADER_VALUE_BYTES as u64)
+        )));
+    }
     if let Some(content_type) = &request.content_type
         && http::HeaderValue::from_str(content_type).is_err()
     {

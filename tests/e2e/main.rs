@@ -10,4 +10,5 @@
 mod bridges;
 mod core;
 mod harness;
+mod hostile;
 mod plugins;

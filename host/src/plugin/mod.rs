@@ -61,6 +61,11 @@ use bindings::{Transformer, TransformerPre};
 /// transforms are CPU-bound on a few cores and queueing costs nothing.
 const MAX_INSTANCES: u32 = 256;
 
+/// The pool's per-component maxima (see [`engine_config`]).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 16;
+
 /// How often the ticker thread advances the engine's epoch. Running code
 /// checks its deadline only at ticks, so this is both the timeout's
 /// precision and the longest a computing plugin holds an executor thread
@@ -412,22 +417,28 @@ fn engine_config() -> wasmtime::Config {
     pool
         // One component instance per concurrent transform.
         .total_component_instances(MAX_INSTANCES)
+        // Every total is MAX_INSTANCES times the per-component maximum, so a
+        // slot permit always means the pool can instantiate: a component
+        // with many memories or tables cannot starve other plugins' calls.
+        //
         // A Rust wasip2 plugin instantiates 3 core modules (its code and two
-        // small adapter shims); 4 per slot leaves room for slightly richer
-        // toolchains. Core instances reserve no address space.
-        .total_core_instances(MAX_INSTANCES * 4)
-        .max_core_instances_per_component(16)
-        // One linear memory per plugin in practice; twice that allows a
-        // few composed components. Each memory slot reserves
-        // `memory_reservation + memory_guard_size` of address space: 512 x
-        // 4 GiB = 2 TiB, well inside x86-64's 128 TiB user space.
-        .total_memories(MAX_INSTANCES * 2)
-        .max_memories_per_component(4)
+        // small adapter shims); 16 leaves room for composed components.
+        // Core instances reserve no address space.
+        .total_core_instances(MAX_INSTANCES * CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        // One linear memory per plugin in practice; 4 allows a few composed
+        // components (the call's memory budget covers them all together).
+        // Each memory slot reserves `memory_reservation + memory_guard_size`
+        // of address space: 1024 x 4 GiB = 4 TiB, well inside x86-64's
+        // 128 TiB user space.
+        .total_memories(MAX_INSTANCES * MEMORIES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_memory_size(MAX_MEMORY_BYTES as usize)
-        // Tables are small (8 bytes per element); the adapter shims each
-        // bring one besides the plugin's own function table.
-        .total_tables(MAX_INSTANCES * 4)
-        .max_tables_per_component(16)
+        // Tables are small (8 bytes per element, 160 KiB of address space
+        // per slot); the adapter shims each bring one besides the plugin's
+        // own function table.
+        .total_tables(MAX_INSTANCES * TABLES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
         .table_elements(TABLE_ELEMENTS)
         // One fiber stack per call in flight: async calls run on a fiber.
         .total_stacks(MAX_INSTANCES)

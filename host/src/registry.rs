@@ -6,8 +6,11 @@
 //! that new attempts resolve, while attempts already running finish on the
 //! version they took. Config-declared names belong to the config file and
 //! cannot be replaced through the API. Every name carries its limits: the
-//! config's for declared plugins, the uploader's (checked against the same
-//! bounds) for uploads, which are stored with the record and reapplied at start.
+//! config's for declared plugins, the uploader's for uploads, which are
+//! stored with the record and reapplied at start. An uploader is trusted less
+//! than the config file's author: its limits have upper bounds
+//! ([`MAX_UPLOAD_TIMEOUT`], [`MAX_UPLOAD_MEMORY`]), and uploads compile one at
+//! a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,12 +18,29 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::clock::Timestamp;
 use crate::config::{PluginConfig, non_zero, parse_duration, parse_size, plugin_memory};
 use crate::ids::PluginName;
 use crate::plugin::{LoadedPlugin, PluginError, PluginLimits, PluginRuntime};
 use crate::store::{PluginRecord, PluginSource, SharedStore, Store, StoreError};
+
+/// The longest `timeout` an upload may ask for. A transform takes
+/// milliseconds; a call that runs longer holds a pool slot and a share of
+/// the CPU, and an admin credential should not buy more than this.
+pub const MAX_UPLOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most `memory` an upload may ask for. Transforms need a few MiB; each
+/// call in flight may use this much, so it bounds what one upload can make
+/// the host commit per delivery.
+pub const MAX_UPLOAD_MEMORY: u64 = 1 << 30;
+
+/// Uploads compiled at the same time. Compiling takes a core and memory in
+/// proportion to the component for up to seconds; one at a time keeps N
+/// parallel uploads from taking N cores and N times the memory, at the cost
+/// of queueing uploads, which are rare.
+const UPLOAD_COMPILES: usize = 1;
 
 /// A plugin name bound to a compiled version and its limits.
 pub struct NamedPlugin {
@@ -51,7 +71,8 @@ pub struct InvalidLimit {
 }
 
 /// The limits an upload asks for, written as in the config file (`"250ms"`,
-/// `"64MiB"`); each one left out is the default.
+/// `"64MiB"`); each one left out is the default. The config file's bounds
+/// apply, and the upload bounds [`MAX_UPLOAD_TIMEOUT`] and [`MAX_UPLOAD_MEMORY`].
 pub fn parse_limits(
     timeout: Option<&str>,
     memory: Option<&str>,
@@ -61,6 +82,7 @@ pub fn parse_limits(
         .map(|raw| {
             parse_duration(raw)
                 .and_then(non_zero)
+                .and_then(at_most_upload_timeout)
                 .map_err(invalid("timeout"))
         })
         .transpose()?
@@ -69,6 +91,7 @@ pub fn parse_limits(
         .map(|raw| {
             parse_size(raw)
                 .and_then(plugin_memory)
+                .and_then(at_most_upload_memory)
                 .map_err(invalid("memory"))
         })
         .transpose()?
@@ -77,6 +100,27 @@ pub fn parse_limits(
         timeout,
         memory_bytes,
     })
+}
+
+fn at_most_upload_timeout(timeout: Duration) -> Result<Duration, String> {
+    if timeout > MAX_UPLOAD_TIMEOUT {
+        return Err(format!(
+            "an uploaded plugin's timeout is at most {}, found {}",
+            humantime::format_duration(MAX_UPLOAD_TIMEOUT),
+            humantime::format_duration(timeout)
+        ));
+    }
+    Ok(timeout)
+}
+
+fn at_most_upload_memory(bytes: u64) -> Result<u64, String> {
+    if bytes > MAX_UPLOAD_MEMORY {
+        return Err(format!(
+            "an uploaded plugin's memory is at most {}GiB, found {bytes} bytes",
+            MAX_UPLOAD_MEMORY >> 30
+        ));
+    }
+    Ok(bytes)
 }
 
 fn invalid(parameter: &'static str) -> impl Fn(String) -> InvalidLimit {
@@ -145,6 +189,8 @@ pub struct PluginRegistry {
     runtime: Arc<PluginRuntime>,
     store: SharedStore,
     by_name: RwLock<HashMap<PluginName, Arc<NamedPlugin>>>,
+    /// [`UPLOAD_COMPILES`] permits.
+    compiles: Arc<Semaphore>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -157,6 +203,7 @@ impl PluginRegistry {
             runtime: Arc::new(runtime),
             store,
             by_name: Default::default(),
+            compiles: Arc::new(Semaphore::new(UPLOAD_COMPILES)),
         }
     }
 
@@ -247,7 +294,8 @@ impl PluginRegistry {
     /// Validates, stores and activates an uploaded plugin with its limits;
     /// `true` when the name is new. Nothing is stored unless the component
     /// compiles and exports the transformer world. Compiling takes a while,
-    /// so it runs on a blocking thread, off the reactor.
+    /// so it runs on a blocking thread, off the reactor, one upload at a
+    /// time ([`UPLOAD_COMPILES`]).
     pub async fn put(
         &self,
         name: &PluginName,
@@ -262,18 +310,24 @@ impl PluginRegistry {
         {
             return Err(RegistryError::ConfigManaged(name.clone()));
         }
+        // Never closed, so acquiring only waits. The compile owns the permit:
+        // a client that hangs up does not free it before the compile ends.
+        let permit = self.compiles.clone().acquire_owned().await.ok();
         let runtime = self.runtime.clone();
         let bytes = wasm.clone();
-        let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes))
-            .await
-            .map_err(|e| RegistryError::Aborted {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?
-            .map_err(|source| RegistryError::Invalid {
-                name: name.clone(),
-                source,
-            })?;
+        let loaded = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            runtime.load(&bytes)
+        })
+        .await
+        .map_err(|e| RegistryError::Aborted {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?
+        .map_err(|source| RegistryError::Invalid {
+            name: name.clone(),
+            source,
+        })?;
         let record = PluginRecord {
             name: name.clone(),
             sha256: sha256_hex(&wasm),
@@ -368,6 +422,51 @@ mod tests {
             parse_limits(Some("1s"), Some("12")).unwrap_err().parameter,
             "memory"
         );
+    }
+
+    #[test]
+    fn upload_limits_past_the_upload_bounds_are_refused_and_the_bounds_accepted() {
+        assert_eq!(
+            parse_limits(Some("10s"), Some("1GiB")),
+            Ok(PluginLimits {
+                timeout: MAX_UPLOAD_TIMEOUT,
+                memory_bytes: MAX_UPLOAD_MEMORY,
+            })
+        );
+        assert_eq!(
+            parse_limits(Some("10s1ms"), None).unwrap_err().to_string(),
+            "invalid `timeout`: an uploaded plugin's timeout is at most 10s, found 10s 1ms"
+        );
+        assert_eq!(
+            parse_limits(None, Some("1025MiB")).unwrap_err().to_string(),
+            "invalid `memory`: an uploaded plugin's memory is at most 1GiB, found 1074790400 bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn uploads_compile_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = bytes::Bytes::from(std::fs::read(build_plugin("testkit")).unwrap());
+        let registry = Arc::new(registry(crate::store::open(dir.path()).unwrap()));
+        // Loaded once already, so an upload that did not wait would be done
+        // in a moment: while the one permit is taken, it waits instead.
+        let _loaded = registry.runtime().load(&wasm).unwrap();
+        let held = registry.compiles.clone().acquire_owned().await.unwrap();
+        let waiting = tokio::spawn({
+            let registry = registry.clone();
+            let wasm = wasm.clone();
+            async move {
+                registry
+                    .put(&name("queued"), wasm, PluginLimits::default(), Timestamp(1))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished());
+        assert!(registry.get(&name("queued")).is_none());
+        drop(held);
+        let (_, created) = waiting.await.unwrap().unwrap();
+        assert!(created);
     }
 
     #[tokio::test]

@@ -11,5 +11,6 @@ mod bridges;
 mod cli;
 mod core;
 mod harness;
+mod hostile;
 mod plugins;
 mod storage;

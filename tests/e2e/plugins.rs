@@ -92,7 +92,7 @@ fn toml_inline(value: &Value) -> String {
     }
 }
 
-fn plugin_bytes(package: &str) -> Vec<u8> {
+pub(crate) fn plugin_bytes(package: &str) -> Vec<u8> {
     let path = build_plugin(package);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
@@ -104,14 +104,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn id_of(value: &Value) -> String {
+pub(crate) fn id_of(value: &Value) -> String {
     value["id"]
         .as_str()
         .unwrap_or_else(|| panic!("no id in {value}"))
         .to_owned()
 }
 
-fn text_of<'a>(value: &'a Value, key: &str) -> &'a str {
+pub(crate) fn text_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key]
         .as_str()
         .unwrap_or_else(|| panic!("no string {key} in {value}"))
@@ -133,7 +133,7 @@ fn logs_of(attempt: &Value) -> Vec<(String, String)> {
 }
 
 /// The delivery of `event` to `sub_id`, from the event's `deliveries`.
-fn delivery_of<'a>(event: &'a Value, sub_id: &str) -> &'a Value {
+pub(crate) fn delivery_of<'a>(event: &'a Value, sub_id: &str) -> &'a Value {
     event["deliveries"]
         .as_array()
         .expect("deliveries is a list")
@@ -142,13 +142,13 @@ fn delivery_of<'a>(event: &'a Value, sub_id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no delivery to {sub_id} in {event}"))
 }
 
-async fn plugin_list(server: &Server) -> Value {
+pub(crate) async fn plugin_list(server: &Server) -> Value {
     let (status, list) = server.get("/v1/plugins", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "GET /v1/plugins: {list}");
     list
 }
 
-async fn put_plugin(server: &Server, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn put_plugin(server: &Server, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
     server
         .put_bytes(&format!("/v1/plugins/{name}"), ADMIN, bytes)
         .await

@@ -9,8 +9,11 @@
 //! (`plugin-sdk/wit/world.wit`), compiles it (or maps an earlier compilation
 //! from the disk cache) and pre-resolves its imports once.
 //! [`PluginRuntime::transform`] then runs one call in a fresh `Store` with
-//! nothing granted (see [`sandbox`]), under the plugin's timeout and memory
-//! cap, and reports the outcome, the plugin's log lines and the time taken.
+//! nothing granted (see [`sandbox`]), under the plugin's timeout and one
+//! memory budget for all its memories and tables, checks what it returned
+//! against the output bounds ([`MAX_BODY_BYTES`], [`MAX_HEADERS`],
+//! [`MAX_HEADER_VALUE_BYTES`]), and reports the outcome, the plugin's log
+//! lines and the time taken.
 //!
 //! Calls run with wasmtime's async support directly on the caller's task
 //! rather than on a blocking thread: there is no thread hop per call (the
@@ -60,6 +63,11 @@ use bindings::{Transformer, TransformerPre};
 /// transforms are CPU-bound on a few cores and queueing costs nothing.
 const MAX_INSTANCES: u32 = 256;
 
+/// The pool's per-component maxima (see [`engine_config`]).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 16;
+
 /// How often the ticker thread advances the engine's epoch. Running code
 /// checks its deadline only at ticks, so this is both the timeout's
 /// precision and the longest a computing plugin holds an executor thread
@@ -78,12 +86,25 @@ const RUN_BEFORE_YIELDING: Duration = Duration::from_millis(2);
 /// only limit that matters.
 const MAX_MEMORY_BYTES: u64 = 4 << 30;
 
+/// The largest body a plugin may ask hookshape to send: 16 times the
+/// default `max_event_bytes`, room for any reshaped event, while a flood of
+/// attempts cannot make the host hold and send arbitrary amounts.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The most extra headers a plugin may set, and the longest value: the
+/// bounds a subscription's own headers have (`max_headers_per_subscription`
+/// and its 8 KiB value), so a plugin cannot send what an admin could not
+/// configure.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_VALUE_BYTES: usize = 8 << 10;
+
 /// What `transform` may run: resources and time for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     /// Wall time for instantiate + call, after which the call is interrupted.
     pub timeout: Duration,
-    /// The most linear memory the plugin may have; growing past it traps.
+    /// The most bytes the call's linear memories and tables may take
+    /// together; growing past it traps.
     pub memory_bytes: u64,
 }
 
@@ -199,6 +220,9 @@ pub enum TransformError {
     /// The plugin set a reserved or malformed header or content type.
     #[error("plugin set an invalid header: {0}")]
     InvalidHeader(String),
+    /// The plugin's request is larger than hookshape sends.
+    #[error("plugin output too large: {0}")]
+    OutputTooLarge(String),
 }
 
 /// Everything one transform call produced.
@@ -400,22 +424,28 @@ fn engine_config() -> wasmtime::Config {
     pool
         // One component instance per concurrent transform.
         .total_component_instances(MAX_INSTANCES)
+        // Every total is MAX_INSTANCES times the per-component maximum, so a
+        // slot permit always means the pool can instantiate: a component
+        // with many memories or tables cannot starve other plugins' calls.
+        //
         // A Rust wasip2 plugin instantiates 3 core modules (its code and two
-        // small adapter shims); 4 per slot leaves room for slightly richer
-        // toolchains. Core instances reserve no address space.
-        .total_core_instances(MAX_INSTANCES * 4)
-        .max_core_instances_per_component(16)
-        // One linear memory per plugin in practice; twice that allows a
-        // few composed components. Each memory slot reserves
-        // `memory_reservation + memory_guard_size` of address space: 512 x
-        // 4 GiB = 2 TiB, well inside x86-64's 128 TiB user space.
-        .total_memories(MAX_INSTANCES * 2)
-        .max_memories_per_component(4)
+        // small adapter shims); 16 leaves room for composed components.
+        // Core instances reserve no address space.
+        .total_core_instances(MAX_INSTANCES * CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        // One linear memory per plugin in practice; 4 allows a few composed
+        // components (the call's memory budget covers them all together).
+        // Each memory slot reserves `memory_reservation + memory_guard_size`
+        // of address space: 1024 x 4 GiB = 4 TiB, well inside x86-64's
+        // 128 TiB user space.
+        .total_memories(MAX_INSTANCES * MEMORIES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_memory_size(MAX_MEMORY_BYTES as usize)
-        // Tables are small (8 bytes per element); the adapter shims each
-        // bring one besides the plugin's own function table.
-        .total_tables(MAX_INSTANCES * 4)
-        .max_tables_per_component(16)
+        // Tables are small (8 bytes per element, 160 KiB of address space
+        // per slot); the adapter shims each bring one besides the plugin's
+        // own function table.
+        .total_tables(MAX_INSTANCES * TABLES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
         .table_elements(TABLE_ELEMENTS)
         // One fiber stack per call in flight: async calls run on a fiber.
         .total_stacks(MAX_INSTANCES)
@@ -432,6 +462,14 @@ fn engine_config() -> wasmtime::Config {
         .wasm_component_model(true)
         // Shared memories could outlive a call and are not needed by transforms.
         .wasm_threads(false)
+        // No GC heap: it would be memory outside the call's budget, and no
+        // plugin toolchain we support (Rust, wasip2) emits GC types, typed
+        // function references or exceptions. A component that uses them is
+        // refused when it is loaded.
+        .gc_support(false)
+        .wasm_gc(false)
+        .wasm_function_references(false)
+        .wasm_exceptions(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         // Linear memories start as copy-on-write mappings of the compiled
         // initial image: instantiation copies nothing.
@@ -527,12 +565,36 @@ fn panic_message(logs: &[LogLine]) -> Option<String> {
     Some(format!("panicked at {location}: {}", message.join("\n")))
 }
 
-/// Refuses headers hookshape owns or cannot send.
+/// Refuses requests hookshape will not send: too large, or with headers
+/// hookshape owns or cannot send.
 fn check_outcome(outcome: wit::Outcome) -> Result<Outcome, TransformError> {
     let request = match outcome {
         wit::Outcome::Skip(reason) => return Ok(Outcome::Skip(reason)),
         wit::Outcome::Deliver(request) => request,
     };
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(TransformError::OutputTooLarge(format!(
+            "the body has {} bytes, more than the {} hookshape sends",
+            request.body.len(),
+            format_bytes(MAX_BODY_BYTES as u64)
+        )));
+    }
+    if request.headers.len() > MAX_HEADERS {
+        return Err(TransformError::OutputTooLarge(format!(
+            "{} headers are more than the {MAX_HEADERS} hookshape sends",
+            request.headers.len()
+        )));
+    }
+    if let Some((name, _)) = request
+        .headers
+        .iter()
+        .find(|(_, value)| value.len() > MAX_HEADER_VALUE_BYTES)
+    {
+        return Err(TransformError::OutputTooLarge(format!(
+            "the value of {name:?} is longer than {}",
+            format_bytes(MAX_HEADER_VALUE_BYTES as u64)
+        )));
+    }
     if let Some(content_type) = &request.content_type
         && http::HeaderValue::from_str(content_type).is_err()
     {

@@ -2,10 +2,14 @@
 //!
 //! [`Sandbox`] is the data of each call's fresh `Store`: a WASI context that
 //! grants nothing (no preopens, no environment, no arguments, no sockets, no
-//! name lookups, closed stdin), the memory cap, and the call's log. Log lines
-//! from the `log` import and from stdout/stderr go to one bounded
+//! name lookups, closed stdin), the call's memory budget, and the call's log.
+//! Log lines from the `log` import and from stdout/stderr go to one bounded
 //! [`PluginLog`], in the order the plugin produced them, so a panic message
 //! printed to stderr sits right after the log lines that led to it.
+//!
+//! Host memory a plugin can make the host spend outside its budget is
+//! bounded too: random bytes per call ([`RANDOM_BYTES`]), entries in the
+//! resource table ([`RESOURCES`]) and log text ([`LOG_BYTES`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,11 +35,28 @@ pub(super) const LOG_BYTES: usize = crate::model::KEPT_BODY_BYTES;
 /// large Rust program is a few thousand entries).
 pub(super) const TABLE_ELEMENTS: usize = 20_000;
 
+/// What one table element costs the budget: a function reference is a
+/// pointer.
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+/// The most bytes one `wasi:random` call may ask for. The host fills a
+/// buffer of that size before copying it into the guest, outside the
+/// budget; a plugin needs a few dozen bytes for a seed or an id, and
+/// wasmtime-wasi's own default (64 MiB) times every concurrent call would be
+/// gigabytes. Asking for more traps.
+pub(super) const RANDOM_BYTES: u64 = 64 << 10;
+
+/// Entries the call's resource table may hold (streams, pollables, ...).
+/// A transform uses a handful; each entry is host memory outside the
+/// budget, and wasmtime's default allows a million. Past it the WASI call
+/// that would add one traps.
+pub(super) const RESOURCES: usize = 10_000;
+
 /// Store data for one transform call.
 pub(super) struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limiter: MemoryCap,
+    pub(super) limiter: MemoryBudget,
     log: PluginLog,
 }
 
@@ -47,13 +68,14 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .max_random_size(RANDOM_BYTES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(RESOURCES);
         Sandbox {
             wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryCap {
-                bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
-            },
+            table,
+            limiter: MemoryBudget::new(memory_bytes),
             log,
         }
     }
@@ -83,26 +105,55 @@ impl host::Host for Sandbox {
     }
 }
 
-/// Linear memory grew past the plugin's cap.
+/// The call's memories and tables would take more than its budget.
 #[derive(Debug, thiserror::Error)]
-#[error("linear memory would grow to {desired} bytes, past the {cap}-byte cap")]
+#[error("memories and tables would take {wanted} bytes, past the call's {cap}-byte budget")]
 pub(super) struct MemoryCapExceeded {
-    pub(super) desired: usize,
+    pub(super) wanted: usize,
     pub(super) cap: usize,
 }
 
-/// The memory cap. Unlike `wasmtime::StoreLimits`, growing past it traps
-/// with a typed error ([`MemoryCapExceeded`]), so the report can tell the cap
-/// from any other trap; a refused grow would otherwise surface as the
-/// guest's own out-of-memory abort, indistinguishable from a bug.
-pub(super) struct MemoryCap {
-    bytes: usize,
+/// One budget for every linear memory and table of the call's instance
+/// together (a component may have several of each), in bytes: the
+/// plugin's `memory` limit. Unlike `wasmtime::StoreLimits`, going past it
+/// traps with a typed error ([`MemoryCapExceeded`]), so the report can tell
+/// the limit from any other trap; a refused grow would otherwise surface as
+/// the guest's own out-of-memory abort, indistinguishable from a bug.
+///
+/// Nothing shrinks in Wasm, so the count only grows. A grow this allows but
+/// wasmtime then fails (which the pool's limits make unreachable in
+/// practice) stays counted: erring on the side of less.
+pub(super) struct MemoryBudget {
+    cap: usize,
+    used: usize,
 }
 
-impl ResourceLimiter for MemoryCap {
+impl MemoryBudget {
+    pub(super) fn new(memory_bytes: u64) -> MemoryBudget {
+        MemoryBudget {
+            cap: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
+            used: 0,
+        }
+    }
+
+    fn take(&mut self, bytes: usize) -> wasmtime::Result<bool> {
+        let wanted = self.used.saturating_add(bytes);
+        if wanted > self.cap {
+            return Err(MemoryCapExceeded {
+                wanted,
+                cap: self.cap,
+            }
+            .into());
+        }
+        self.used = wanted;
+        Ok(true)
+    }
+}
+
+impl ResourceLimiter for MemoryBudget {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -111,23 +162,23 @@ impl ResourceLimiter for MemoryCap {
             // the Wasm spec says; that is the program's business, not ours.
             return Ok(false);
         }
-        if desired > self.bytes {
-            return Err(MemoryCapExceeded {
-                desired,
-                cap: self.bytes,
-            }
-            .into());
-        }
-        Ok(true)
+        self.take(desired.saturating_sub(current))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
+        if desired > TABLE_ELEMENTS || maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        self.take(
+            desired
+                .saturating_sub(current)
+                .saturating_mul(TABLE_ELEMENT_BYTES),
+        )
     }
 }
 
@@ -370,12 +421,34 @@ mod tests {
     }
 
     #[test]
-    fn the_memory_cap_traps_with_a_typed_error() {
-        let mut cap = MemoryCap { bytes: 1 << 20 };
-        assert!(cap.memory_growing(0, 1 << 20, None).unwrap());
-        assert!(!cap.memory_growing(0, 1 << 19, Some(1 << 18)).unwrap());
-        let err = cap.memory_growing(1 << 20, 2 << 20, None).unwrap_err();
+    fn the_budget_counts_every_memory_and_table_together() {
+        let mut budget = MemoryBudget::new(1 << 20);
+        // Two memories of half the budget each fit; a third byte does not.
+        assert!(budget.memory_growing(0, 1 << 19, None).unwrap());
+        assert!(budget.memory_growing(0, 1 << 19, None).unwrap());
+        let err = budget.memory_growing(0, 1, None).unwrap_err();
         let exceeded = err.downcast_ref::<MemoryCapExceeded>().unwrap();
-        assert_eq!((exceeded.desired, exceeded.cap), (2 << 20, 1 << 20));
+        assert_eq!((exceeded.wanted, exceeded.cap), ((1 << 20) + 1, 1 << 20));
+
+        let mut budget = MemoryBudget::new(1 << 20);
+        assert!(budget.memory_growing(0, 1 << 19, None).unwrap());
+        // Growing counts the difference, not the new size again.
+        assert!(
+            budget
+                .memory_growing(1 << 19, (1 << 20) - 1024, None)
+                .unwrap()
+        );
+        // A table's elements are charged at pointer size.
+        assert!(budget.table_growing(0, 128, None).unwrap());
+        assert!(budget.table_growing(128, 129, None).is_err());
+    }
+
+    #[test]
+    fn refusals_by_declared_maximums_do_not_count() {
+        let mut budget = MemoryBudget::new(1 << 20);
+        assert!(!budget.memory_growing(0, 1 << 19, Some(1 << 18)).unwrap());
+        assert!(!budget.table_growing(0, 64, Some(32)).unwrap());
+        assert!(!budget.table_growing(0, TABLE_ELEMENTS + 1, None).unwrap());
+        assert!(budget.memory_growing(0, 1 << 20, None).unwrap());
     }
 }

@@ -1,4 +1,6 @@
-//! The runtime against the real `plugins/testkit` component, built from source.
+//! The runtime against the real `plugins/testkit` component, built from
+//! source, and against hostile components: `plugins/hostile` and the
+//! hand-written components in `plugins/hostile/wat/`.
 
 use std::sync::OnceLock;
 
@@ -37,8 +39,29 @@ fn event() -> Event {
     }
 }
 
+/// The hostile plugin, compiled by the shared runtime.
+fn hostile() -> &'static Arc<LoadedPlugin> {
+    static HOSTILE: OnceLock<Arc<LoadedPlugin>> = OnceLock::new();
+    HOSTILE.get_or_init(|| {
+        let wasm = std::fs::read(testing::build_plugin("hostile")).expect("read hostile.wasm");
+        shared().0.load(&wasm).expect("hostile loads")
+    })
+}
+
+/// A hand-written component from `plugins/hostile/wat/`.
+fn wat_component(name: &str) -> Vec<u8> {
+    let path = testing::workspace_dir()
+        .join("plugins/hostile/wat")
+        .join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 async fn run_with(config: Value, limits: PluginLimits) -> TransformReport {
-    let (runtime, plugin) = shared();
+    run_plugin(&shared().1, config, limits).await
+}
+
+async fn run_plugin(plugin: &LoadedPlugin, config: Value, limits: PluginLimits) -> TransformReport {
+    let (runtime, _) = shared();
     let event = event();
     let config = config.to_string();
     runtime
@@ -432,4 +455,199 @@ fn errors_read_as_sentences() {
         TransformError::Plugin("no rows".into()).to_string(),
         "plugin error: no rows"
     );
+}
+
+fn trap_message(report: &TransformReport) -> &str {
+    match &report.result {
+        Err(TransformError::Trap(message)) => message,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+fn with_memory(memory_bytes: u64) -> PluginLimits {
+    PluginLimits {
+        memory_bytes,
+        ..PluginLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn hostile_infinite_loop_is_interrupted_at_the_timeout() {
+    let limits = PluginLimits {
+        timeout: Duration::from_millis(50),
+        ..PluginLimits::default()
+    };
+    let report = run_plugin(hostile(), json!({"mode": "spin"}), limits).await;
+    assert_eq!(
+        report.result,
+        Err(TransformError::Timeout(Duration::from_millis(50)))
+    );
+    assert!(
+        report.duration < Duration::from_millis(500),
+        "{:?}",
+        report.duration
+    );
+}
+
+#[tokio::test]
+async fn hostile_memory_bomb_in_one_allocation_hits_the_budget() {
+    let report = run_plugin(
+        hostile(),
+        json!({"mode": "hoard", "amount": 1u64 << 30}),
+        with_memory(8 << 20),
+    )
+    .await;
+    assert_eq!(report.result, Err(TransformError::MemoryLimit(8 << 20)));
+}
+
+#[tokio::test]
+async fn hostile_stack_overflow_traps_and_the_runtime_carries_on() {
+    let report = run_plugin(
+        hostile(),
+        json!({"mode": "recurse", "amount": u64::MAX}),
+        PluginLimits::default(),
+    )
+    .await;
+    let message = trap_message(&report);
+    assert!(message.contains("call stack exhausted"), "{message}");
+    assert!(
+        delivered(&run(json!({"mode": "echo"})).await)
+            .body
+            .starts_with(b"{")
+    );
+}
+
+#[tokio::test]
+async fn hostile_four_memories_share_one_budget() {
+    let (runtime, _) = shared();
+    let plugin = runtime
+        .load(&wat_component("four-memories"))
+        .expect("the four-memory component loads");
+    // Each extra memory grows to 2 MiB: alone within 4 MiB, together not.
+    let report = run_plugin(&plugin, json!({}), with_memory(4 << 20)).await;
+    assert_eq!(report.result, Err(TransformError::MemoryLimit(4 << 20)));
+    // With room for all four the same component runs to its end, so the
+    // failure above is the budget and nothing else.
+    let report = run_plugin(&plugin, json!({}), with_memory(8 << 20)).await;
+    assert_eq!(
+        report.result,
+        Ok(Outcome::Skip("grew four memories".into()))
+    );
+}
+
+#[tokio::test]
+async fn hostile_huge_output_is_refused() {
+    let roomy = with_memory(64 << 20);
+    let too_big = MAX_BODY_BYTES as u64 + 1;
+    let report = run_plugin(
+        hostile(),
+        json!({"mode": "huge-body", "amount": too_big}),
+        roomy,
+    )
+    .await;
+    assert_eq!(
+        report.result,
+        Err(TransformError::OutputTooLarge(format!(
+            "the body has {too_big} bytes, more than the 16 MiB hookshape sends"
+        )))
+    );
+    let report = run_plugin(
+        hostile(),
+        json!({"mode": "huge-body", "amount": MAX_BODY_BYTES}),
+        roomy,
+    )
+    .await;
+    assert_eq!(delivered(&report).body.len(), MAX_BODY_BYTES);
+}
+
+#[tokio::test]
+async fn hostile_header_floods_and_long_header_values_are_refused() {
+    let report = run_plugin(
+        hostile(),
+        json!({"mode": "many-headers", "amount": 40_000}),
+        PluginLimits::default(),
+    )
+    .await;
+    assert_eq!(
+        report.result,
+        Err(TransformError::OutputTooLarge(
+            "40000 headers are more than the 64 hookshape sends".into()
+        ))
+    );
+    let report = run_plugin(
+        hostile(),
+        json!({"mode": "many-headers", "amount": MAX_HEADERS}),
+        PluginLimits::default(),
+    )
+    .await;
+    assert_eq!(delivered(&report).headers.len(), MAX_HEADERS);
+
+    let long = "v".repeat(MAX_HEADER_VALUE_BYTES + 1);
+    let report = run(json!({"mode": "headers", "headers": {"x-long": long}})).await;
+    assert_eq!(
+        report.result,
+        Err(TransformError::OutputTooLarge(
+            "the value of \"x-long\" is longer than 8 KiB".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn hostile_random_byte_requests_past_the_bound_trap() {
+    let ask = |amount: u64| {
+        run_plugin(
+            hostile(),
+            json!({"mode": "random", "amount": amount}),
+            PluginLimits::default(),
+        )
+    };
+    let report = ask(64 << 20).await;
+    let message = trap_message(&report);
+    assert!(message.contains("exceeds limit 65536"), "{message}");
+    let report = ask(sandbox::RANDOM_BYTES).await;
+    assert_eq!(
+        report.result,
+        Ok(Outcome::Skip(format!(
+            "got {} random bytes",
+            sandbox::RANDOM_BYTES
+        )))
+    );
+}
+
+#[tokio::test]
+async fn hostile_resource_floods_hit_the_table_bound() {
+    let hold = |amount: usize| {
+        run_plugin(
+            hostile(),
+            json!({"mode": "resources", "amount": amount}),
+            PluginLimits::default(),
+        )
+    };
+    let report = hold(1_000_000).await;
+    let message = trap_message(&report);
+    assert!(
+        message.contains("resource table has no free keys"),
+        "{message}"
+    );
+    let report = hold(100).await;
+    assert_eq!(
+        report.result,
+        Ok(Outcome::Skip("held 100 resources".into()))
+    );
+}
+
+#[test]
+fn hostile_imports_the_host_does_not_provide_are_refused_by_name() {
+    let (runtime, _) = shared();
+    let err = runtime.load(&wat_component("unknown-import")).unwrap_err();
+    assert!(matches!(err, PluginError::UnsupportedImport(_)), "{err}");
+    assert!(err.to_string().contains("evil:net/socket@1.0.0"), "{err}");
+}
+
+#[test]
+fn hostile_gc_components_are_refused_because_gc_is_off() {
+    let (runtime, _) = shared();
+    let gc = wat::parse_str("(component (core module (type (struct (field i32)))))").unwrap();
+    let err = runtime.load(&gc).unwrap_err();
+    assert!(matches!(err, PluginError::Invalid(_)), "{err}");
 }

@@ -59,6 +59,11 @@ impl HeaderSet {
         HeaderSet::default()
     }
 
+    /// How many headers the set holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Adds a header, or says why it cannot be added (the set is unchanged then).
     pub fn insert(
         &mut self,

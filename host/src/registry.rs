@@ -447,7 +447,9 @@ mod tests {
     async fn uploads_compile_one_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let wasm = bytes::Bytes::from(std::fs::read(build_plugin("testkit")).unwrap());
-        let registry = Arc::new(registry(crate::store::open(dir.path()).unwrap()));
+        let registry = Arc::new(registry(
+            crate::store::open(dir.path(), &Default::default()).unwrap(),
+        ));
         // Loaded once already, so an upload that did not wait would be done
         // in a moment: while the one permit is taken, it waits instead.
         let _loaded = registry.runtime().load(&wasm).unwrap();

@@ -3,8 +3,9 @@
 //!
 //! Handlers are thin: extract (parse and authorize, see [`extract`]), call
 //! the [`App`] façade, map its answer. One file per resource, each with its
-//! own `router()`; this module merges them, sets the body limits and answers
-//! unknown routes and methods with the same JSON errors as everything else.
+//! own `router()`; this module merges them, sets the body limits and the
+//! request timeout, and answers unknown routes and methods with the same
+//! JSON errors as everything else.
 
 mod attempts;
 mod connection;
@@ -62,6 +63,7 @@ struct List<T> {
 pub fn router(app: App) -> Router {
     let auth = Arc::new(Authenticator::new(&app.config().auth.tokens));
     let max_event_bytes = app.config().server.max_event_bytes;
+    let request_timeout = app.config().server.request_timeout;
     let routes = Router::new()
         .merge(health::router())
         .merge(with_body_limit(events::router(), max_event_bytes))
@@ -70,6 +72,10 @@ pub fn router(app: App) -> Router {
         .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT));
     with_json_fallbacks(routes)
         .layer(axum::middleware::from_fn(connection::close_if_body_unread))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            connection::answer_408_past,
+        ))
         .with_state(ApiState { app, auth })
 }
 

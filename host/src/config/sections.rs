@@ -131,7 +131,7 @@ fn read_server(r: &mut Reader<'_>, s: &Section<'_, '_>) -> ServerConfig {
             .optional(s, "max_connections", |v| {
                 positive(unsigned(v)?)
                     .and_then(to_usize)
-                    .and_then(connections)
+                    .and_then(connection_limit)
             })
             .unwrap_or(defaults.max_connections),
     }
@@ -598,7 +598,7 @@ fn positive(n: u64) -> Result<u64, String> {
 }
 
 /// The connection limit is a semaphore's permit count, which has a ceiling.
-fn connections(n: usize) -> Result<usize, String> {
+fn connection_limit(n: usize) -> Result<usize, String> {
     let max = tokio::sync::Semaphore::MAX_PERMITS;
     if n > max {
         return Err(format!("must be at most {max}"));

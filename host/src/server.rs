@@ -4,7 +4,9 @@
 //!
 //! Shutdown order: stop taking requests, let in-flight deliveries finish
 //! (up to the attempt timeout; the rest stay queued for the next start),
-//! then flush sled.
+//! then flush sled. How connections are served is in [`connections`].
+
+mod connections;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,17 +201,13 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
     let (shutdown, rx) = watch::channel(false);
     let router = crate::api::router(app.clone());
     let (sweeper, retention) = (app.clone(), app.config().retention.clone());
-    let mut http_rx = rx.clone();
+    let limits = app.config().server.clone();
+    let http_rx = rx.clone();
     let tasks = tokio::spawn(async move {
-        let http = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = http_rx.wait_for(|stop| *stop).await;
-        });
+        let http = connections::serve(listener, router, &limits, http_rx);
         let dispatcher = dispatcher.run(rx.clone(), grace);
         let retention = crate::app::retention::run(sweeper, retention, rx);
-        let (served, (), ()) = tokio::join!(http.into_future(), dispatcher, retention);
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the API server failed");
-        }
+        tokio::join!(http, dispatcher, retention);
     });
     tracing::info!(%addr, "hookshape is listening");
     Ok(Running {

@@ -5,12 +5,13 @@
 //! HTTP API of the contract (`../shared/CONTRACT.md`, beside the repository)
 //! and watches what a real HTTP receiver gets. Nothing here reaches into the
 //! server's internals, and nothing leaves 127.0.0.1. Shared helpers live in
-//! [`harness`].
+//! [`harness`]; the server's connection limits are in [`limits`].
 
 mod bridges;
 mod cli;
 mod core;
 mod harness;
 mod hostile;
+mod limits;
 mod plugins;
 mod storage;

@@ -6,8 +6,8 @@
 //! own `router()` and the types its routes take in and give back (`...In`,
 //! `...Patch`, `...Out`, made from and into the model, so an answer shows
 //! only what it chooses to); this module merges them, sets the body limits
-//! and answers unknown routes and methods with the same JSON errors as
-//! everything else.
+//! and the request timeout, and answers unknown routes and methods with the
+//! same JSON errors as everything else.
 
 mod attempts;
 mod connection;
@@ -65,6 +65,7 @@ struct List<T> {
 pub fn router(app: App) -> Router {
     let auth = Arc::new(Authenticator::new(&app.config().auth.tokens));
     let max_event_bytes = app.config().server.max_event_bytes;
+    let request_timeout = app.config().server.request_timeout;
     let routes = Router::new()
         .merge(health::router())
         .merge(with_body_limit(events::router(), max_event_bytes))
@@ -73,6 +74,10 @@ pub fn router(app: App) -> Router {
         .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT));
     with_json_fallbacks(routes)
         .layer(axum::middleware::from_fn(connection::close_if_body_unread))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            connection::answer_408_past,
+        ))
         .with_state(ApiState { app, auth })
 }
 

@@ -64,6 +64,17 @@ pub struct ServerConfig {
     /// Larger event bodies are answered 413.
     pub max_event_bytes: usize,
     pub log_format: LogFormat,
+    /// A client that has not sent a request's whole header this long after
+    /// connecting, or after its first byte on a kept-alive connection, is
+    /// dropped.
+    pub header_read_timeout: Duration,
+    /// From the end of the header to the answer, body included; past it the
+    /// answer is 408 and the connection is closed.
+    pub request_timeout: Duration,
+    /// A kept-alive connection with no request this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the accept queue.
+    pub max_connections: usize,
 }
 
 /// How the server writes its log lines (`server.log_format`, and the
@@ -294,6 +305,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_event_bytes: 1 << 20,
             log_format: LogFormat::Human,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }

@@ -34,7 +34,15 @@ const ROOT_KEYS: &[&str] = &[
     "plugins",
     "subscriptions",
 ];
-const SERVER_KEYS: &[&str] = &["listen", "max_event_bytes", "log_format"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "max_event_bytes",
+    "log_format",
+    "header_read_timeout",
+    "request_timeout",
+    "idle_timeout",
+    "max_connections",
+];
 const STORAGE_KEYS: &[&str] = &["path", "sync", "max_size", "min_free"];
 const RETENTION_KEYS: &[&str] = &["events", "attempts", "sweep_interval"];
 const AUTH_KEYS: &[&str] = &["tokens"];
@@ -120,6 +128,22 @@ fn read_server(r: &mut Reader<'_>, s: &Section<'_, '_>) -> ServerConfig {
         log_format: r
             .optional(s, "log_format", log_format)
             .unwrap_or(defaults.log_format),
+        header_read_timeout: r
+            .optional(s, "header_read_timeout", non_zero_duration)
+            .unwrap_or(defaults.header_read_timeout),
+        request_timeout: r
+            .optional(s, "request_timeout", non_zero_duration)
+            .unwrap_or(defaults.request_timeout),
+        idle_timeout: r
+            .optional(s, "idle_timeout", non_zero_duration)
+            .unwrap_or(defaults.idle_timeout),
+        max_connections: r
+            .optional(s, "max_connections", |v| {
+                positive(unsigned(v)?)
+                    .and_then(to_usize)
+                    .and_then(connection_limit)
+            })
+            .unwrap_or(defaults.max_connections),
     }
 }
 
@@ -601,6 +625,15 @@ fn non_zero_duration(value: &DeValue<'_>) -> Result<std::time::Duration, String>
 fn positive(n: u64) -> Result<u64, String> {
     if n == 0 {
         return Err("must be at least 1".to_owned());
+    }
+    Ok(n)
+}
+
+/// The connection limit is a semaphore's permit count, which has a ceiling.
+fn connection_limit(n: usize) -> Result<usize, String> {
+    let max = tokio::sync::Semaphore::MAX_PERMITS;
+    if n > max {
+        return Err(format!("must be at most {max}"));
     }
     Ok(n)
 }

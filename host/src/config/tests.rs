@@ -112,6 +112,7 @@ fn the_contract_example_parses_to_its_values() {
             listen: "127.0.0.1:8080".parse().unwrap(),
             max_event_bytes: 1_048_576,
             log_format: LogFormat::Human,
+            ..ServerConfig::default()
         }
     );
     assert_eq!(config.storage.path, PathBuf::from("hookshape-data"));
@@ -458,6 +459,75 @@ fn wrong_types_say_what_was_expected() {
         1,
         "subscriptions",
         "[[subscriptions]]",
+    );
+}
+
+#[test]
+fn server_limits_default_to_the_contract_and_parse() {
+    let defaults = ServerConfig::default();
+    assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(defaults.request_timeout, Duration::from_secs(30));
+    assert_eq!(defaults.idle_timeout, Duration::from_secs(60));
+    assert_eq!(defaults.max_connections, 4096);
+
+    let config = parse_ok(
+        r#"
+[server]
+header_read_timeout = "1s500ms"
+request_timeout = "2m"
+idle_timeout = "250ms"
+max_connections = 2
+"#,
+    );
+    assert_eq!(
+        config.server,
+        ServerConfig {
+            header_read_timeout: Duration::from_millis(1500),
+            request_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_millis(250),
+            max_connections: 2,
+            ..defaults
+        }
+    );
+}
+
+#[test]
+fn server_limits_are_checked() {
+    assert_single_error(
+        "[server]\nlisten = \"127.0.0.1:1\"\nheader_read_timeout = \"0s\"\n",
+        3,
+        "server.header_read_timeout",
+        "longer than zero",
+    );
+    assert_single_error(
+        "[server]\nrequest_timeout = 30\n",
+        2,
+        "server.request_timeout",
+        "a duration such as",
+    );
+    assert_single_error(
+        "[server]\nidle_timeout = \"1 fortnight\"\n",
+        2,
+        "server.idle_timeout",
+        "unknown unit",
+    );
+    assert_single_error(
+        "[server]\nmax_connections = 0\n",
+        2,
+        "server.max_connections",
+        "at least 1",
+    );
+    assert_single_error(
+        "[server]\nmax_connections = \"many\"\n",
+        2,
+        "server.max_connections",
+        "a whole number",
+    );
+    assert_single_error(
+        "\n[server]\nmax_connections = 4611686018427387904\n",
+        3,
+        "server.max_connections",
+        "must be at most",
     );
 }
 

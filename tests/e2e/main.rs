@@ -10,6 +10,7 @@
 mod bridges;
 mod cli;
 mod core;
+mod crash;
 mod harness;
 mod hostile;
 mod limits;

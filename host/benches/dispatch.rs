@@ -16,6 +16,7 @@
 //! cargo bench -p hookshape --bench dispatch             # full run, a few minutes
 //! cargo bench -p hookshape --bench dispatch -- --quick  # smoke run, seconds (CI)
 //! cargo bench -p hookshape --bench dispatch -- --only 4,5
+//! cargo bench -p hookshape --bench dispatch -- --sync os   # storage.sync = "os" (default "full")
 //! ```
 //!
 //! Latency is measured from the moment the generator has the 202 (the event
@@ -54,6 +55,14 @@ fn options() -> Options {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => opts.quick = true,
+            "--sync" => {
+                let mode = match args.next().as_deref() {
+                    Some("os") => "os",
+                    Some("full") => "full",
+                    other => panic!("--sync takes full or os, not {other:?}"),
+                };
+                let _ = server::SYNC.set(mode);
+            }
             "--only" => {
                 let list = args.next().unwrap_or_default();
                 opts.only = list
@@ -123,8 +132,9 @@ fn main() {
     let started = Instant::now();
     let rows = runtime.block_on(run(&opts));
     println!(
-        "\nhookshape dispatch benchmark ({}), {cpus} CPUs, load average {load_before} before, {} after, {:.0}s\n",
+        "\nhookshape dispatch benchmark ({}, storage.sync = {}), {cpus} CPUs, load average {load_before} before, {} after, {:.0}s\n",
         if opts.quick { "quick" } else { "full" },
+        server::SYNC.get().copied().unwrap_or("full"),
         load_average(),
         started.elapsed().as_secs_f64()
     );

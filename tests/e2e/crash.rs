@@ -137,7 +137,10 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_keeps_order() {
     let ordered = Receiver::start().await;
     let mut server = Server::start(&ConfigBuilder::new().build()).await;
     server
-        .create_subscription("acme", &json!({"url": free.url(), "events": ["crash.free"]}))
+        .create_subscription(
+            "acme",
+            &json!({"url": free.url(), "events": ["crash.free"]}),
+        )
         .await;
     server
         .create_subscription(
@@ -181,7 +184,10 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_keeps_order() {
     }
 
     let ledger = ledger.lock().unwrap();
-    assert!(ledger.acked.len() as u64 >= cycles, "the load got events acknowledged");
+    assert!(
+        ledger.acked.len() as u64 >= cycles,
+        "the load got events acknowledged"
+    );
     eventually(
         Duration::from_secs(60),
         "every acknowledged event to be delivered",
@@ -198,11 +204,18 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_keeps_order() {
     let mut all = delivered_keys(&free);
     all.extend(delivered_keys(&ordered));
     let unknown: Vec<&String> = all.iter().filter(|k| !ledger.posted.contains(*k)).collect();
-    assert!(unknown.is_empty(), "delivered but never posted: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "delivered but never posted: {unknown:?}"
+    );
 
     // First arrivals of the ordered subscription follow posting order.
-    let position: HashMap<&String, usize> =
-        ledger.ordered.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let position: HashMap<&String, usize> = ledger
+        .ordered
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k, i))
+        .collect();
     let mut seen = HashSet::new();
     let firsts: Vec<usize> = delivered_keys(&ordered)
         .into_iter()

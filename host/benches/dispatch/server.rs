@@ -33,11 +33,17 @@ pub struct SubscriptionSpec {
     pub plugin: Option<(&'static str, &'static str)>,
 }
 
+/// `storage.sync` of every server the run starts (`--sync full|os`).
+pub static SYNC: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 /// The config file: admin token, deliveries to loopback allowed, plugins by
-/// path, subscriptions declared (reconciled into sled at start).
+/// path, subscriptions declared (reconciled into sled at start), the sync
+/// mode of the run.
 pub fn config_toml(plugins: &[(&str, PathBuf)], subscriptions: &[SubscriptionSpec]) -> String {
+    let sync = SYNC.get().copied().unwrap_or("full");
     let mut out = format!(
         "[[auth.tokens]]\ntoken = \"{TOKEN}\"\nrole = \"admin\"\ntenants = [\"*\"]\n\n\
+         [storage]\nsync = \"{sync}\"\n\n\
          [delivery]\ntimeout = \"30s\"\nretry_schedule = [\"1s\", \"5s\"]\n\
          allow_private_targets = true\n\n"
     );

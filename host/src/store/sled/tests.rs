@@ -9,7 +9,7 @@ use super::records::*;
 use super::subscriptions::CHANGE_CHUNK;
 use super::*;
 use crate::model::{AttemptOutcome, DeliveryState, ManagedBy};
-use crate::store::{Claimed, Receipt, Release};
+use crate::store::{Claimed, Cutoffs, PluginRecord, Receipt, Release, Swept};
 
 fn nd(delivery: Delivery, ordered: bool) -> NewDelivery {
     NewDelivery { delivery, ordered }
@@ -810,5 +810,86 @@ async fn a_claimed_delivery_is_handed_out_once_until_released() {
     assert_eq!(
         again.ready.iter().map(|q| &q.id).collect::<Vec<_>>(),
         [&d.id]
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_deletes_settled_old_events_old_attempts_and_orphan_blobs_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    let s = sub("s", &["*"], false);
+    store.put_subscription(&s).unwrap();
+    let old_settled = event(Some("src-a"));
+    let old_pending = event(None);
+    let young = Event {
+        timestamp: Timestamp(5000),
+        ..event(None)
+    };
+    let mut ds = Vec::new();
+    for e in [&old_settled, &old_pending, &young] {
+        let d = delivery(e, &s, 100);
+        store.ingest(e, &[nd(d.clone(), false)]).unwrap();
+        ds.push(d);
+    }
+    store.durable().await.unwrap();
+    finish(&store, &ds[0], DeliveryState::Delivered, false, 100);
+    finish(&store, &ds[2], DeliveryState::Delivered, false, 100);
+    let record = |sha: &str| PluginRecord {
+        name: "shaper".parse().unwrap(),
+        sha256: sha.into(),
+        size: 1,
+        updated_at: Timestamp(0),
+        timeout_ms: 100,
+        memory_bytes: 1 << 20,
+    };
+    store.put_plugin(&record("aa"), b"a").unwrap();
+    store.put_plugin(&record("bb"), b"b").unwrap();
+
+    let cutoffs = Cutoffs {
+        events_before: Timestamp(2000),
+        attempts_before: Timestamp(1),
+    };
+    let (mut total, mut calls) = (Swept::default(), 0);
+    while !total.done {
+        total += store.sweep(&cutoffs, 1).unwrap();
+        calls += 1;
+        assert!(calls < 50, "a sweep ends");
+    }
+    assert!(
+        calls > 3,
+        "a budget of 1 splits the sweep into chunks ({calls})"
+    );
+    assert_eq!(
+        (
+            total.events,
+            total.deliveries,
+            total.attempts,
+            total.plugin_blobs
+        ),
+        (1, 1, 2, 1)
+    );
+    assert_eq!(store.get_event(&old_settled.id).unwrap(), None);
+    assert!(store.event_deliveries(&old_settled.id).unwrap().is_empty());
+    assert!(
+        store.get_event(&old_pending.id).unwrap().is_some(),
+        "pending stays"
+    );
+    assert!(store.get_event(&young.id).unwrap().is_some(), "young stays");
+    let attempts = store.list_attempts(&tenant(), &s.id, 10, None).unwrap();
+    assert!(attempts.attempts.is_empty());
+    assert_eq!(store.plugin_blob("aa").unwrap(), None);
+    assert_eq!(store.plugin_blob("bb").unwrap(), Some(b"b".to_vec()));
+    // The source id went with its event: the same id is new again.
+    let again = event(Some("src-a"));
+    let ingested = store.ingest(&again, &[]).unwrap();
+    assert!(matches!(ingested, Ingested::New(_)), "{ingested:?}");
+    // A second sweep finds nothing more.
+    let mut second = Swept::default();
+    while !second.done {
+        second += store.sweep(&cutoffs, 100).unwrap();
+    }
+    assert_eq!(
+        (second.events, second.attempts, second.plugin_blobs),
+        (0, 0, 0)
     );
 }

@@ -33,10 +33,13 @@ pub enum Access<'a> {
 /// Why a request could not be tied to a token (HTTP 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Unauthenticated {
+    /// No `Authorization` header.
     #[error("this route needs an `Authorization: Bearer TOKEN` header")]
     Missing,
+    /// An `Authorization` header that is not `Bearer TOKEN`.
     #[error("the Authorization header must have the form `Bearer TOKEN`")]
     Malformed,
+    /// A token the config does not declare.
     #[error("the bearer token is not valid")]
     UnknownToken,
 }
@@ -44,10 +47,13 @@ pub enum Unauthenticated {
 /// Why a known token may not do what it asked (HTTP 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Forbidden {
+    /// A publisher token asked for more than publishing events.
     #[error("a publisher token may only publish events")]
     PublisherOnly,
+    /// The token is not scoped to this tenant.
     #[error("this token may not access tenant `{0}`")]
     Tenant(Tenant),
+    /// Plugin management by a token scoped to fewer than all tenants.
     #[error(
         "plugins are shared by every tenant: managing them takes an admin token scoped to \"*\""
     )]
@@ -148,6 +154,7 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// An authenticator for the configured tokens.
     pub fn new(tokens: &[TokenConfig]) -> Self {
         Self {
             tokens: tokens

@@ -19,14 +19,17 @@ use tokio::sync::watch;
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// Milliseconds since the epoch.
     pub fn as_millis(self) -> u64 {
         self.0
     }
 
+    /// Whole seconds since the epoch.
     pub fn as_secs(self) -> u64 {
         self.0 / 1000
     }
 
+    /// `d` after this moment, capped at the largest timestamp.
     pub fn saturating_add(self, d: Duration) -> Self {
         Self(
             self.0
@@ -51,6 +54,7 @@ impl Timestamp {
         UNIX_EPOCH + Duration::from_millis(self.0)
     }
 
+    /// Reads an RFC 3339 date-time; `None` when it is not one or is before the epoch.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let t = humantime::parse_rfc3339_weak(s).ok()?;
         Some(Self(t.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64))
@@ -83,6 +87,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// A source of the current time that can also be waited on.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time.
     fn now(&self) -> Timestamp;
 
     /// Resolves once `now() >= deadline`.
@@ -92,6 +97,7 @@ pub trait Clock: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
 }
 
+/// The clock every part of the server shares.
 pub type SharedClock = Arc<dyn Clock>;
 
 /// The wall clock.
@@ -123,6 +129,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> Arc<Self> {
         Arc::new(Self {
             now: AtomicU64::new(start.0),
@@ -130,6 +137,7 @@ impl ManualClock {
         })
     }
 
+    /// Moves the clock forward and wakes the sleepers now due.
     pub fn advance(&self, by: Duration) {
         let now =
             self.now.fetch_add(by.as_millis() as u64, Ordering::SeqCst) + by.as_millis() as u64;

@@ -20,10 +20,13 @@ use crate::plugin::{
 /// The URL used when none is given.
 pub const DEFAULT_URL: &str = "https://receiver.example/hook";
 
+/// Why a dry run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DryRunError {
+    /// The event file does not parse as an event.
     #[error("the event file is not a valid event: {0}")]
     Event(String),
+    /// The plugin config is not a JSON object.
     #[error("the plugin config is not a JSON object: {0}")]
     Config(String),
 }
@@ -67,7 +70,9 @@ pub fn parse_event(text: &str, now: Timestamp) -> Result<Event, DryRunError> {
 
 /// The outcome of a dry run: the plugin's report and, on deliver, the request.
 pub struct DryRun {
+    /// What the plugin did, with its logs.
     pub report: TransformReport,
+    /// On deliver, the request hookshape would send, or why it could not build one.
     pub request: Option<Result<OutgoingRequest, request::RequestError>>,
 }
 

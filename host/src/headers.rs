@@ -102,6 +102,7 @@ impl HeaderSet {
         Ok(set)
     }
 
+    /// True when there are no headers.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

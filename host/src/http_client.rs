@@ -55,6 +55,7 @@ pub struct ClientOptions {
     pub allow_private_targets: bool,
     /// PEM certificates trusted in addition to the webpki roots (private CAs).
     pub extra_roots_pem: Option<Vec<u8>>,
+    /// The `User-Agent` sent with every request.
     pub user_agent: String,
 }
 
@@ -72,12 +73,16 @@ impl Default for ClientOptions {
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The extra roots are not valid PEM.
     #[error("extra root certificates: {0}")]
     BadRootPem(String),
+    /// The extra roots hold no certificate.
     #[error("extra root certificates: no PEM CERTIFICATE block found")]
     NoRootsInPem,
+    /// The user agent is not a valid header value.
     #[error("user agent {0:?} is not a valid header value")]
     BadUserAgent(String),
+    /// rustls rejected the TLS configuration.
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
 }
@@ -88,12 +93,16 @@ pub enum SendError {
     /// The target is not allowed (see [`refused_reason`]); retrying will not help.
     #[error("target refused: {0}")]
     Refused(String),
+    /// The whole response did not arrive within the timeout.
     #[error("no complete response within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
+    /// Connecting failed: name resolution or TCP.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The TLS handshake failed.
     #[error("TLS failed: {0}")]
     Tls(String),
+    /// The request could not be sent or the exchange broke off.
     #[error("HTTP exchange failed: {0}")]
     Protocol(String),
 }
@@ -101,7 +110,9 @@ pub enum SendError {
 /// What came back. Any status counts, redirects included: they are not followed.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The receiver's HTTP status.
     pub status: u16,
+    /// The response headers.
     pub headers: HeaderMap,
     /// At most [`KEPT_BODY_BYTES`] + 1 bytes, so a caller can tell the body was cut.
     pub body: Bytes,
@@ -129,6 +140,7 @@ impl fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
+    /// A client with these options; fails on bad roots or user agent.
     pub fn new(opts: ClientOptions) -> Result<HttpClient, ClientError> {
         let user_agent = HeaderValue::from_str(&opts.user_agent)
             .map_err(|_| ClientError::BadUserAgent(opts.user_agent.clone()))?;

@@ -20,8 +20,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value:?} is not valid: {why}")]
 pub struct InvalidId {
+    /// What was being parsed, e.g. `tenant`.
     pub what: &'static str,
+    /// The rejected text.
     pub value: String,
+    /// What a valid one looks like.
     pub why: &'static str,
 }
 
@@ -40,6 +43,7 @@ macro_rules! prefixed_id {
         pub struct $name(String);
 
         impl $name {
+            /// What every id of this kind starts with.
             pub const PREFIX: &'static str = $prefix;
 
             /// A new id, later than every id this process made before.
@@ -47,6 +51,7 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, next_ulid()))
             }
 
+            /// The id as text, prefix included.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -109,6 +114,7 @@ macro_rules! named_id {
         pub struct $name(String);
 
         impl $name {
+            /// The name as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -192,6 +198,7 @@ named_id!(
 );
 
 impl SubscriptionId {
+    /// A new id for an API-created subscription: `sub_` and a ULID.
     pub fn generate() -> Self {
         Self(format!("sub_{}", next_ulid()))
     }

@@ -213,6 +213,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// All counters at zero.
     pub fn new() -> Self {
         Self {
             events_received: AtomicU64::new(0),

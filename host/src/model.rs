@@ -15,13 +15,18 @@ use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Ten
 /// An ingested event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// Assigned by hookshape at ingest.
     pub id: EventId,
     /// The source's own id, used to make ingest idempotent.
     pub source_id: Option<String>,
+    /// The event type (`type` on the wire), e.g. `project.updated`.
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The tenant the event was posted to.
     pub tenant: Tenant,
+    /// When hookshape ingested it.
     pub timestamp: Timestamp,
+    /// The media type the source posted the payload with.
     pub content_type: String,
     /// Any JSON for JSON content types; a string holding the document otherwise.
     pub payload: Payload,
@@ -101,29 +106,41 @@ pub enum ManagedBy {
 /// A receiver of a tenant's events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
+    /// Assigned by hookshape when the subscription is created.
     pub id: SubscriptionId,
+    /// The tenant whose events it receives.
     pub tenant: Tenant,
+    /// The endpoint deliveries are POSTed to.
     pub url: String,
     /// Exact event types or patterns (`project.*`, `*`).
     pub events: Vec<String>,
+    /// Free text for the people who manage it.
     #[serde(default)]
     pub description: Option<String>,
+    /// Extra headers sent with every delivery, before the plugin's.
     #[serde(default)]
     pub headers: HeaderSet,
+    /// Disabled subscriptions get no new deliveries.
     pub enabled: bool,
     /// Why hookshape disabled it (410, too many failures); null when enabled or disabled by hand.
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// Deliver one at a time, in ingest order.
     #[serde(default)]
     pub ordered: bool,
+    /// The transform run on each event before it is sent, if any.
     #[serde(default)]
     pub plugin: Option<PluginName>,
+    /// Handed to the plugin with each event; `null` when none.
     #[serde(default)]
     pub plugin_config: serde_json::Value,
     /// `whsec_` + base64 key.
     pub secret: String,
+    /// Whether the API or the config file owns it.
     pub managed_by: ManagedBy,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it last changed.
     pub updated_at: Timestamp,
     /// Finally-failed deliveries in a row, for `disable_after_failures`.
     #[serde(default)]
@@ -150,14 +167,20 @@ pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
+    /// Waiting for its next attempt.
     Pending,
+    /// A 2xx answer was received.
     Delivered,
+    /// Gave up: retries exhausted or a permanent failure.
     Failed,
+    /// The plugin chose not to send it.
     Skipped,
+    /// Dropped while still pending, by hand or with its subscription.
     Cancelled,
 }
 
 impl DeliveryState {
+    /// True for every state but `Pending`: nothing more will happen to it.
     pub fn is_final(self) -> bool {
         self != DeliveryState::Pending
     }
@@ -166,15 +189,21 @@ impl DeliveryState {
 /// One event on its way to one subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
+    /// Assigned when the event fans out to the subscription.
     pub id: DeliveryId,
+    /// The tenant of the event and the subscription.
     pub tenant: Tenant,
+    /// The event being delivered.
     pub event_id: EventId,
+    /// The subscription it goes to.
     pub subscription_id: SubscriptionId,
+    /// Where it stands.
     pub state: DeliveryState,
     /// Attempts made so far.
     pub attempts: u32,
     /// When the next attempt is due; null once the state is final.
     pub next_attempt_at: Option<Timestamp>,
+    /// When the event fanned out to the subscription.
     pub created_at: Timestamp,
 }
 
@@ -182,6 +211,7 @@ pub struct Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
+    /// The receiver answered 2xx.
     Delivered,
     /// Will be retried, or has given up.
     Failed,
@@ -196,36 +226,55 @@ pub enum AttemptOutcome {
 /// A plugin log line kept on the attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
+    /// The level the plugin logged at, e.g. `info`.
     pub level: String,
+    /// What the plugin logged.
     pub message: String,
 }
 
 /// One try at a delivery, with everything needed to debug it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// Assigned when the attempt is recorded.
     pub id: AttemptId,
+    /// The tenant of the delivery.
     pub tenant: Tenant,
+    /// The delivery this attempt was for.
     pub delivery_id: DeliveryId,
+    /// The event being delivered.
     pub event_id: EventId,
+    /// The event's type, kept so attempts can be listed without loading the event.
     pub event_type: String,
+    /// The subscription being delivered to.
     pub subscription_id: SubscriptionId,
+    /// When the attempt started.
     pub created_at: Timestamp,
     /// Counts from 1 within a delivery.
     pub attempt: u32,
+    /// How it ended.
     pub outcome: AttemptOutcome,
+    /// The receiver's HTTP status, when it answered.
     pub status_code: Option<u16>,
+    /// How long the attempt took, plugin and request together.
     pub duration_ms: u64,
+    /// The headers sent, signature headers included.
     pub request_headers: BTreeMap<String, String>,
+    /// The body sent, cut at [`KEPT_BODY_BYTES`]; none when nothing was sent.
     pub request_body: Option<String>,
+    /// True when `request_body` was cut.
     #[serde(default)]
     pub request_body_truncated: bool,
+    /// The receiver's answer, cut at [`KEPT_BODY_BYTES`].
     pub response_body: Option<String>,
+    /// True when `response_body` was cut.
     #[serde(default)]
     pub response_body_truncated: bool,
+    /// What the plugin logged while it ran.
     pub plugin_logs: Vec<LogLine>,
     /// The plugin version that ran, when one did.
     #[serde(default)]
     pub plugin_sha256: Option<String>,
+    /// What went wrong, or the plugin's skip reason.
     pub error: Option<String>,
 }
 

@@ -44,20 +44,30 @@ const UPLOAD_COMPILES: usize = 1;
 
 /// A plugin name bound to a compiled version and its limits.
 pub struct NamedPlugin {
+    /// The name subscriptions refer to.
     pub name: PluginName,
+    /// The compiled component.
     pub loaded: Arc<LoadedPlugin>,
+    /// Its time and memory limits.
     pub limits: PluginLimits,
+    /// Whether the config file or the API put it there.
     pub source: PluginSource,
 }
 
 /// A named plugin: which version and limits its name resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
+    /// The plugin's name.
     pub name: PluginName,
+    /// The component's SHA-256, lowercase hex.
     pub sha256: String,
+    /// The component's size in bytes.
     pub size: usize,
+    /// Whether the config file or the API put it there.
     pub source: PluginSource,
+    /// How long one call may run, in milliseconds.
     pub timeout_ms: u64,
+    /// How much memory one call may use, in bytes.
     pub memory_bytes: u64,
 }
 
@@ -67,6 +77,7 @@ pub struct PluginInfo {
 pub struct InvalidLimit {
     /// `timeout` or `memory`, as the uploader spelled the parameter.
     pub parameter: &'static str,
+    /// Why the value was rejected.
     pub reason: String,
 }
 
@@ -143,7 +154,9 @@ fn stored_limits(record: &PluginRecord) -> PluginLimits {
 
 /// An uploaded plugin as stored: its record and component bytes.
 pub struct StoredUpload {
+    /// The plugin's stored record.
     pub record: PluginRecord,
+    /// The component bytes.
     pub wasm: Vec<u8>,
 }
 
@@ -158,33 +171,54 @@ pub async fn read_uploads(store: &dyn Store) -> Result<Vec<StoredUpload>, StoreE
     Ok(uploads)
 }
 
+/// Why a plugin could not be loaded or stored.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A config-declared plugin's file could not be read.
     #[error("plugin {name}: cannot read {path}: {source}")]
     Read {
+        /// The plugin's name.
         name: PluginName,
+        /// The file it is declared at.
         path: String,
+        /// Why reading failed.
         source: std::io::Error,
     },
+    /// An uploaded or stored component was not accepted.
     #[error("plugin {name}: {source}")]
     Invalid {
+        /// The plugin's name.
         name: PluginName,
+        /// Why it was not accepted.
         source: PluginError,
     },
+    /// A config-declared plugin's file was not accepted.
     #[error("plugin {name}: {path}: {source}")]
     InvalidFile {
+        /// The plugin's name.
         name: PluginName,
+        /// The file it is declared at.
         path: String,
+        /// Why it was not accepted.
         source: PluginError,
     },
+    /// An upload tried to replace a config-declared plugin.
     #[error("plugin {0} is declared in the config file; change it there")]
     ConfigManaged(PluginName),
+    /// The compile task panicked or was cancelled.
     #[error("plugin {name}: compiling stopped: {reason}")]
-    Aborted { name: PluginName, reason: String },
+    Aborted {
+        /// The plugin's name.
+        name: PluginName,
+        /// What stopped it.
+        reason: String,
+    },
+    /// Storing or reading the upload failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// The plugins by name: loads the config's and the stored uploads, accepts new uploads.
 pub struct PluginRegistry {
     runtime: Arc<PluginRuntime>,
     store: SharedStore,
@@ -198,6 +232,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl PluginRegistry {
+    /// An empty registry compiling with `runtime` and storing uploads in `store`.
     pub fn new(runtime: PluginRuntime, store: SharedStore) -> Self {
         PluginRegistry {
             runtime: Arc::new(runtime),
@@ -207,6 +242,7 @@ impl PluginRegistry {
         }
     }
 
+    /// The engine plugins are compiled and run with.
     pub fn runtime(&self) -> &PluginRuntime {
         &self.runtime
     }
@@ -287,6 +323,7 @@ impl PluginRegistry {
         errors
     }
 
+    /// The plugin a name resolves to now.
     pub fn get(&self, name: &PluginName) -> Option<Arc<NamedPlugin>> {
         self.by_name.read().get(name).cloned()
     }
@@ -348,6 +385,7 @@ impl PluginRegistry {
         Ok((info, existing.is_none()))
     }
 
+    /// Every plugin, sorted by name.
     pub fn list(&self) -> Vec<PluginInfo> {
         let map = self.by_name.read();
         let mut out: Vec<PluginInfo> = map.values().map(|p| info(p)).collect();

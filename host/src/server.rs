@@ -26,38 +26,54 @@ use crate::registry::{PluginRegistry, read_uploads};
 use crate::services::{Services, Settings};
 use crate::store::SharedStore;
 
+/// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// No tokens are configured and the address is not loopback.
     #[error(
         "no [[auth.tokens]] are configured, so the API would be open to anyone: listen on a loopback address or add tokens (listen = {0})"
     )]
     OpenAccessNotLoopback(SocketAddr),
+    /// The store in the data directory could not be opened.
     #[error("cannot open the data directory {path}: {source}")]
     Store {
+        /// The data directory.
         path: String,
+        /// Why it could not be opened.
         source: crate::store::StoreError,
     },
+    /// The plugin engine or a configured plugin failed to load.
     #[error("cannot set up plugins: {0}")]
     Plugins(String),
+    /// The outgoing HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// Applying the config's subscriptions failed.
     #[error("the config's subscriptions cannot be applied: {0}")]
     Reconcile(crate::app::AppError),
+    /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why binding failed.
         source: std::io::Error,
     },
+    /// A file the config names (the extra CA file) could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why reading failed.
         source: std::io::Error,
     },
 }
 
 /// A started server; dropping it does not stop it, [`Running::shutdown`] does.
 pub struct Running {
+    /// The address the API listens on (the bound port when the config asked for 0).
     pub addr: SocketAddr,
+    /// The use cases, for callers in the same process.
     pub app: App,
     shutdown: watch::Sender<bool>,
     tasks: JoinHandle<()>,

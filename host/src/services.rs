@@ -14,17 +14,26 @@ use crate::store::SharedStore;
 /// The delivery settings from `[delivery]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Waits before retries 1..n; empty means no retries.
     pub retry_schedule: Vec<Duration>,
+    /// Finally-failed deliveries in a row that disable a subscription; 0: never.
     pub disable_after_failures: u32,
+    /// Concurrent attempts, all subscriptions together.
     pub max_in_flight: usize,
 }
 
 /// The services every request and every attempt uses.
 pub struct Services {
+    /// Where everything is kept.
     pub store: SharedStore,
+    /// The one source of time.
     pub clock: SharedClock,
+    /// The shared client deliveries are sent with.
     pub client: HttpClient,
+    /// The plugins by name.
     pub plugins: Arc<PluginRegistry>,
+    /// The Prometheus counters.
     pub metrics: Arc<Metrics>,
+    /// The delivery settings.
     pub settings: Settings,
 }

@@ -79,6 +79,7 @@ impl Event {
 /// The subscription the transform runs for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
+    /// The subscription's id.
     pub id: String,
     /// Where the request will be POSTed.
     pub url: String,
@@ -97,6 +98,7 @@ impl Subscription {
 /// What to POST to the subscription's URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The request body.
     pub body: Vec<u8>,
     /// `application/json` is sent when this is `None`.
     pub content_type: Option<String>,

@@ -19,7 +19,9 @@ pub const LEDGER_FILE: &str = "hookshape-deliveries";
 pub struct Outcome {
     /// The commit the delivery made, or HEAD when it changed nothing (none on an unborn branch).
     pub commit: Option<String>,
+    /// The file's path in the repository.
     pub path: String,
+    /// What was done to it.
     pub action: Action,
     /// Whether the delivery made a new commit.
     pub changed: bool,

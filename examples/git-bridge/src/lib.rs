@@ -53,8 +53,10 @@ pub struct BridgeConfig {
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The repository could not be opened or checked.
     #[error("opening the repository: {0}")]
     Git(#[from] GitError),
+    /// The delivery ledger could not be opened.
     #[error("opening the delivery ledger: {0}")]
     Ledger(#[from] std::io::Error),
 }
@@ -76,6 +78,7 @@ struct Workspace {
 /// What one delivery got back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Answer {
+    /// What was done, or found done.
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Whether this was a retry of a delivery already applied.

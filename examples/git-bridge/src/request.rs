@@ -19,11 +19,14 @@ const MAX_IDENT_LEN: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Write the file, creating or replacing it.
     Upsert,
+    /// Remove the file.
     Delete,
 }
 
 impl Action {
+    /// The action's name as it is spelled on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Upsert => "upsert",
@@ -41,24 +44,35 @@ impl fmt::Display for Action {
 /// The commit's author, as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Author {
+    /// The author's name.
     pub name: String,
+    /// The author's email.
     pub email: String,
 }
 
 /// The request body as it arrives, before validation.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RawCommitRequest {
+    /// Upsert or delete.
     pub action: Action,
+    /// The design-center project the file belongs to.
     pub project_id: String,
+    /// The file's path in the repository.
     pub path: String,
+    /// The file's text; required for an upsert.
     #[serde(default)]
     pub content: Option<String>,
+    /// The commit message.
     #[serde(default)]
     pub message: String,
+    /// The commit's author.
     pub author: Author,
+    /// The branch to commit on.
     pub branch: String,
+    /// The hookshape event behind the request, for the logs.
     #[serde(default)]
     pub event_id: Option<String>,
+    /// That event's type, for the logs.
     #[serde(default)]
     pub event_type: Option<String>,
 }
@@ -67,14 +81,21 @@ pub struct RawCommitRequest {
 /// `git check-ref-format`, because Git is the authority on its own ref names.
 #[derive(Debug, Clone)]
 pub struct CommitRequest {
+    /// What happens to the file.
     pub change: Change,
+    /// The file's checked path.
     pub path: RepoPath,
     /// The file-name suffix shared by every name this project's file has had: `--{file id}.xml`.
     pub project_suffix: String,
+    /// The commit message, free of NUL characters.
     pub message: String,
+    /// The commit's author, checked.
     pub author: Author,
+    /// The branch to commit on, not yet checked.
     pub branch: String,
+    /// The hookshape event behind the request, for the logs.
     pub event_id: Option<String>,
+    /// That event's type, for the logs.
     pub event_type: Option<String>,
 }
 
@@ -83,10 +104,12 @@ pub struct CommitRequest {
 pub enum Change {
     /// Write these bytes.
     Upsert(String),
+    /// Remove the file.
     Delete,
 }
 
 impl Change {
+    /// The action this change performs.
     pub fn action(&self) -> Action {
         match self {
             Change::Upsert(_) => Action::Upsert,
@@ -98,17 +121,29 @@ impl Change {
 /// Why a request was refused; each maps to a 422.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
+    /// The path is not a safe path inside the work tree.
     #[error("path {path:?} {reason}")]
-    Path { path: String, reason: &'static str },
-    #[error("project_id {0:?} is empty or too long for a file name")]
-    ProjectId(String),
-    #[error("an upsert needs \"content\"")]
-    MissingContent,
-    #[error("author.{field} {reason}")]
-    Author {
-        field: &'static str,
+    Path {
+        /// The path as sent.
+        path: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// The project id cannot make a file-name suffix.
+    #[error("project_id {0:?} is empty or too long for a file name")]
+    ProjectId(String),
+    /// An upsert came without `content`.
+    #[error("an upsert needs \"content\"")]
+    MissingContent,
+    /// The author's name or email is not acceptable.
+    #[error("author.{field} {reason}")]
+    Author {
+        /// `name` or `email`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The commit message holds a NUL character.
     #[error("message holds a NUL character")]
     Message,
 }

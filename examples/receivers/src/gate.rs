@@ -71,6 +71,7 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// A gate with this secret, tolerance and number of requests to fail first.
     pub fn new(config: GateConfig) -> Gate {
         Gate {
             secret: config.secret,

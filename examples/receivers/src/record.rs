@@ -28,13 +28,18 @@ pub struct Received<T> {
     pub seq: u64,
     /// Unix time of arrival, in milliseconds.
     pub received_at_ms: u64,
+    /// The HTTP method.
     pub method: String,
+    /// The request path.
     pub path: String,
+    /// The query string, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     /// Request headers by lowercase name; repeated headers joined with `, `.
     pub headers: BTreeMap<String, String>,
+    /// Whether the signature was verified.
     pub signature: SignatureCheck,
+    /// What the service made of the body.
     #[serde(flatten)]
     pub detail: T,
 }
@@ -49,6 +54,7 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Captures a request's envelope, leaving out the connection headers.
     pub fn new(method: &Method, uri: &Uri, headers: &HeaderMap, signature: SignatureCheck) -> Self {
         let mut kept: BTreeMap<String, String> = BTreeMap::new();
         for (name, value) in headers {

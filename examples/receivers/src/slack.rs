@@ -42,16 +42,24 @@ pub const MAX_BLOCKS: usize = 50;
 /// Why Slack refused a message; the `Display` form is the body Slack sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlackError {
+    /// The body (or its `payload` form field) is not a JSON object with valid fields.
     InvalidPayload,
+    /// `blocks` is not a list of block objects, or has too many.
     InvalidBlocks,
+    /// Neither `text` nor `blocks` says anything.
     NoText,
+    /// No hook at this path.
     NoService,
+    /// The body is over [`MAX_BODY_BYTES`].
     RequestTooLarge,
+    /// The Standard Webhooks signature did not verify.
     InvalidSignature,
+    /// One of the first `--fail-first` requests.
     ServiceUnavailable,
 }
 
 impl SlackError {
+    /// The error code Slack puts in the body.
     pub fn code(self) -> &'static str {
         match self {
             SlackError::InvalidPayload => "invalid_payload",
@@ -64,6 +72,7 @@ impl SlackError {
         }
     }
 
+    /// The HTTP status Slack answers with.
     pub fn status(self) -> StatusCode {
         match self {
             SlackError::InvalidPayload | SlackError::InvalidBlocks | SlackError::NoText => {
@@ -86,6 +95,7 @@ impl IntoResponse for SlackError {
 /// What Slack would post: the message object as received.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlackMessage {
+    /// The message object.
     pub message: Map<String, Value>,
 }
 
@@ -97,6 +107,7 @@ pub struct SlackReceiver {
 }
 
 impl SlackReceiver {
+    /// A receiver that checks requests at the gate configured so.
     pub fn new(config: GateConfig) -> Arc<SlackReceiver> {
         Arc::new(SlackReceiver {
             gate: Gate::new(config),

@@ -55,9 +55,13 @@ pub struct Catch {
 /// Zapier's answer to a caught hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CatchAnswer {
+    /// The first caught item's id.
     pub id: String,
+    /// This request's id.
     pub request_id: String,
+    /// The attempt id, which is the request id.
     pub attempt: String,
+    /// Always `success`.
     pub status: &'static str,
 }
 
@@ -69,6 +73,7 @@ pub struct ZapierReceiver {
 }
 
 impl ZapierReceiver {
+    /// A receiver that checks requests at the gate configured so.
     pub fn new(config: GateConfig) -> Arc<ZapierReceiver> {
         Arc::new(ZapierReceiver {
             gate: Gate::new(config),

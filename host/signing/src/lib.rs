@@ -43,10 +43,13 @@ pub struct Secret {
 /// Why a secret string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningError {
+    /// It does not start with `whsec_`.
     #[error("a webhook secret must start with \"whsec_\"")]
     MissingPrefix,
+    /// The key after `whsec_` is not standard base64.
     #[error("the part of a webhook secret after \"whsec_\" must be standard base64")]
     NotBase64,
+    /// The key is too short or too long; holds its length in bytes.
     #[error("a webhook secret must hold {MIN_LEN} to {MAX_LEN} bytes, this one holds {0}")]
     BadLength(usize),
 }
@@ -54,14 +57,28 @@ pub enum SigningError {
 /// Why a received message failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// `webhook-timestamp` is not a Unix time in seconds.
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
+    /// The message is older than the tolerance allows (a replay, or a slow queue).
     #[error("webhook-timestamp {timestamp} is older than the tolerance allows (now {now})")]
-    TooOld { timestamp: u64, now: u64 },
+    TooOld {
+        /// The message's timestamp, in Unix seconds.
+        timestamp: u64,
+        /// The verifier's clock, in Unix seconds.
+        now: u64,
+    },
+    /// The message is dated further ahead than the tolerance allows.
     #[error(
         "webhook-timestamp {timestamp} is further in the future than the tolerance allows (now {now})"
     )]
-    TooNew { timestamp: u64, now: u64 },
+    TooNew {
+        /// The message's timestamp, in Unix seconds.
+        timestamp: u64,
+        /// The verifier's clock, in Unix seconds.
+        now: u64,
+    },
+    /// No `v1` signature matches: wrong secret, or the message was changed.
     #[error("no v1 signature in webhook-signature matches the message")]
     NoMatchingSignature,
 }

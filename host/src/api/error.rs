@@ -27,6 +27,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -48,14 +49,17 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status it answers with.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
+    /// The machine-readable code in the body.
     pub fn code(&self) -> &'static str {
         self.code
     }
 
+    /// The message in the body, for people.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -30,22 +30,48 @@ const MAX_NAME_LEN: usize = 256;
 /// A failed use case, mapped to an HTTP status by the API.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The thing asked for does not exist (404).
     #[error("{what} {id} not found")]
-    NotFound { what: &'static str, id: String },
+    NotFound {
+        /// What kind of thing, e.g. `subscription`.
+        what: &'static str,
+        /// The id that was asked for.
+        id: String,
+    },
+    /// The request clashes with what is stored (409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        /// The machine-readable error code.
+        code: &'static str,
+        /// What clashed, for people.
+        message: String,
+    },
+    /// The request is well-formed but not acceptable (422).
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        /// The machine-readable error code.
+        code: &'static str,
+        /// What is wrong, for people.
+        message: String,
+    },
+    /// The body exceeds its size limit (413).
     #[error("the body is larger than {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The store takes no writes for now; the client should retry after
     /// `retry_after` (503).
     #[error("{message}")]
     Unavailable {
+        /// The machine-readable error code.
         code: &'static str,
+        /// Why, for people.
         message: String,
+        /// When the client may try again.
         retry_after: std::time::Duration,
     },
+    /// Anything else: a store or plugin failure the client cannot fix (500).
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -96,18 +122,22 @@ impl From<StoreError> for AppError {
 /// An event to ingest, as its source gave it.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
+    /// The event type, e.g. `project.updated`.
     pub event_type: String,
     /// The source's own id, for idempotent ingest.
     pub source_id: Option<String>,
     /// `None`: `application/json`.
     pub content_type: Option<String>,
+    /// The body as posted.
     pub payload: Payload,
 }
 
 /// What an ingest stored, or found stored for a repeated source id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestReceipt {
+    /// The stored event's id (the earlier one's for a duplicate).
     pub id: EventId,
+    /// How many deliveries the event fanned out to.
     pub deliveries: usize,
     /// The source id was seen before: nothing new was stored.
     pub duplicate: bool,
@@ -116,18 +146,22 @@ pub struct IngestReceipt {
 /// An event with its deliveries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventDetails {
+    /// The stored event.
     pub event: Event,
+    /// Its deliveries, one per matching subscription.
     pub deliveries: Vec<Delivery>,
 }
 
 /// Attempts newest first, and the cursor of the next page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptPage {
+    /// The page's attempts.
     pub attempts: Vec<Attempt>,
     /// `None` on the last page.
     pub next: Option<AttemptId>,
 }
 
+/// The use cases, over the shared services; cheap to clone into every handler.
 #[derive(Clone)]
 pub struct App {
     inner: Arc<Inner>,
@@ -147,10 +181,12 @@ impl App {
         }
     }
 
+    /// The configuration the server was started with.
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
 
+    /// The Prometheus counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.ctx.metrics
     }
@@ -259,6 +295,7 @@ impl App {
         Ok(receipt)
     }
 
+    /// One of the tenant's events with its deliveries, or `NotFound`.
     pub async fn get_event(&self, tenant: &Tenant, id: &EventId) -> Result<EventDetails, AppError> {
         let event = self
             .ctx()
@@ -271,6 +308,7 @@ impl App {
         Ok(EventDetails { event, deliveries })
     }
 
+    /// A page of a subscription's attempts, newest first, older than `before` when given.
     pub async fn list_attempts(
         &self,
         tenant: &Tenant,
@@ -327,6 +365,7 @@ impl App {
         Ok(d.id)
     }
 
+    /// Stores an API-managed plugin once it compiles; true when the name is new.
     pub async fn put_plugin(
         &self,
         name: &PluginName,
@@ -346,6 +385,7 @@ impl App {
         Ok(answer)
     }
 
+    /// The registered plugins.
     pub fn list_plugins(&self) -> Result<Vec<PluginInfo>, AppError> {
         Ok(self.ctx().plugins.list())
     }

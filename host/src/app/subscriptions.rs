@@ -18,13 +18,19 @@ use crate::store::Store;
 /// A subscription to create; unset fields take their defaults.
 #[derive(Debug, Clone)]
 pub struct NewSubscription {
+    /// The endpoint deliveries are POSTed to.
     pub url: String,
+    /// Exact event types or patterns (`project.*`, `*`).
     pub events: Vec<String>,
+    /// Free text for the people who manage it.
     pub description: Option<String>,
+    /// Extra headers sent with every delivery.
     pub headers: HeaderSet,
     /// `None`: enabled.
     pub enabled: Option<bool>,
+    /// Deliver one at a time, in ingest order.
     pub ordered: bool,
+    /// The transform to run on each event, if any.
     pub plugin: Option<PluginName>,
     /// `None`: null.
     pub plugin_config: Option<serde_json::Value>,
@@ -38,14 +44,23 @@ pub struct NewSubscription {
 /// fields take `Some(None)` to clear them.
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionChanges {
+    /// A new endpoint.
     pub url: Option<String>,
+    /// New event types or patterns.
     pub events: Option<Vec<String>>,
+    /// A new description, or `Some(None)` to clear it.
     pub description: Option<Option<String>>,
+    /// New extra headers, replacing the old ones.
     pub headers: Option<HeaderSet>,
+    /// Enable or disable it.
     pub enabled: Option<bool>,
+    /// Turn ordered delivery on or off.
     pub ordered: Option<bool>,
+    /// A new plugin, or `Some(None)` to drop it.
     pub plugin: Option<Option<PluginName>>,
+    /// A new plugin config.
     pub plugin_config: Option<serde_json::Value>,
+    /// A new signing secret (`whsec_` + base64).
     pub secret: Option<String>,
 }
 
@@ -106,6 +121,7 @@ impl App {
         &*self.ctx().store
     }
 
+    /// Validates and stores a new API-managed subscription, first test-delivering to it when `verify` is set.
     pub async fn create_subscription(
         &self,
         tenant: &Tenant,
@@ -142,10 +158,12 @@ impl App {
         Ok(sub)
     }
 
+    /// The tenant's subscriptions.
     pub async fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>, AppError> {
         Ok(self.store().list_subscriptions(tenant).await?)
     }
 
+    /// One subscription of the tenant, or `NotFound`.
     pub async fn get_subscription(
         &self,
         tenant: &Tenant,
@@ -174,6 +192,7 @@ impl App {
         Ok(sub)
     }
 
+    /// Applies changes to an API-managed subscription; config-managed ones are a `Conflict`.
     pub async fn update_subscription(
         &self,
         tenant: &Tenant,
@@ -228,6 +247,7 @@ impl App {
         Ok(sub)
     }
 
+    /// Removes an API-managed subscription and cancels its pending deliveries.
     pub async fn delete_subscription(
         &self,
         tenant: &Tenant,
@@ -323,8 +343,11 @@ impl App {
 /// What reconciling the config did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReconcileReport {
+    /// Declared subscriptions that were not stored yet.
     pub added: usize,
+    /// Stored subscriptions whose declaration changed.
     pub changed: usize,
+    /// Config-managed subscriptions no longer declared, now deleted.
     pub removed: usize,
 }
 

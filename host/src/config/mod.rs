@@ -46,12 +46,19 @@ pub use units::{
 /// Everything the admin's file declares.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
+    /// `[server]`.
     pub server: ServerConfig,
+    /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[retention]`.
     pub retention: RetentionConfig,
+    /// `[auth]`.
     pub auth: AuthConfig,
+    /// `[delivery]`.
     pub delivery: DeliveryConfig,
+    /// `[plugins.NAME]`: the config-managed plugins.
     pub plugins: BTreeMap<PluginName, PluginConfig>,
+    /// `[[subscriptions]]`: the config-managed subscriptions.
     pub subscriptions: Vec<SubscriptionConfig>,
     /// The file this came from; `None` for the embedded defaults.
     pub source: Option<PathBuf>,
@@ -60,9 +67,11 @@ pub struct Config {
 /// `[server]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
+    /// The address the HTTP API listens on.
     pub listen: SocketAddr,
     /// Larger event bodies are answered 413.
     pub max_event_bytes: usize,
+    /// How log lines are written.
     pub log_format: LogFormat,
     /// A client that has not sent a request's whole header this long after
     /// connecting, or after its first byte on a kept-alive connection, is
@@ -117,6 +126,7 @@ pub struct RetentionConfig {
 /// a loopback address.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthConfig {
+    /// `[[auth.tokens]]`.
     pub tokens: Vec<TokenConfig>,
 }
 
@@ -125,7 +135,9 @@ pub struct AuthConfig {
 pub struct TokenConfig {
     /// The bearer token itself, with any `env:VAR` already resolved.
     pub token: String,
+    /// What the token may do.
     pub role: Role,
+    /// The tenants it reaches.
     pub tenants: Vec<TenantScope>,
 }
 
@@ -143,6 +155,7 @@ pub enum Role {
 pub enum TenantScope {
     /// `"*"`: every tenant.
     Any,
+    /// That one tenant.
     Tenant(Tenant),
 }
 
@@ -180,16 +193,21 @@ pub struct PluginConfig {
 pub struct SubscriptionConfig {
     /// Unique within `tenant`.
     pub id: SubscriptionId,
+    /// The tenant whose events it receives.
     pub tenant: Tenant,
+    /// The endpoint deliveries are POSTed to.
     pub url: String,
     /// Exact event types or patterns (`project.*`, `*`).
     pub events: Vec<String>,
+    /// Free text for the people who manage it.
     pub description: Option<String>,
     /// Always one of the declared `[plugins.NAME]`.
     pub plugin: Option<PluginName>,
     /// `whsec_...` with any `env:VAR` resolved; `None`: generated on first start.
     pub secret: Option<String>,
+    /// Extra headers sent with every delivery.
     pub headers: HeaderSet,
+    /// Disabled subscriptions get no new deliveries.
     pub enabled: bool,
     /// One delivery at a time, in ingest order.
     pub ordered: bool,
@@ -202,11 +220,13 @@ pub struct SubscriptionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct ConfigError {
+    /// The config file with the problem.
     pub file: PathBuf,
     /// 1-based; `None` when the problem is the whole file (e.g. unreadable).
     pub line: Option<usize>,
     /// Dotted path such as `subscriptions[2].url`; empty for syntax errors.
     pub key: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -359,6 +379,7 @@ impl Default for DeliveryConfig {
 }
 
 impl Role {
+    /// The role's name as the config file spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

@@ -34,6 +34,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher over the services, running at most `max_in_flight` attempts at once.
     pub fn new(services: Arc<Services>) -> Self {
         let permits = Arc::new(Semaphore::new(services.settings.max_in_flight.max(1)));
         Dispatcher {

@@ -15,7 +15,10 @@ pub enum Verdict {
     Delivered,
     /// Worth another try (network error, timeout, 3xx, 408, 425, 429, 5xx,
     /// plugin failure), with the receiver's `Retry-After` if it sent one.
-    Retryable { retry_after: Option<Duration> },
+    Retryable {
+        /// How long the receiver asked to wait, if it said.
+        retry_after: Option<Duration>,
+    },
     /// Fails at once (other 4xx, refused target).
     Permanent,
     /// 410 Gone: fails at once and disables the subscription.
@@ -25,12 +28,15 @@ pub enum Verdict {
 /// What happens next to the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
+    /// The delivery is done.
     Delivered,
+    /// Try again after this long.
     RetryIn(Duration),
     /// No more attempts: the delivery is `failed`.
     GiveUp,
 }
 
+/// What an HTTP status (and the receiver's `Retry-After`) means for the delivery.
 pub fn classify_status(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
         200..=299 => Verdict::Delivered,

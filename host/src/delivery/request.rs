@@ -16,15 +16,21 @@ use crate::plugin::PluginRequest;
 /// A request ready for the HTTP client.
 #[derive(Debug, Clone)]
 pub struct OutgoingRequest {
+    /// The subscription's URL.
     pub url: url::Url,
+    /// The subscription's and the plugin's headers, the signature headers and the content type.
     pub headers: HeaderMap,
+    /// The plugin's body, or the default event body.
     pub body: Bytes,
 }
 
+/// Why a delivery's request could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
+    /// The subscription's URL is not a URL.
     #[error("the subscription URL {0:?} does not parse")]
     BadUrl(String),
+    /// The subscription's signing secret is not a valid secret.
     #[error("the subscription secret is invalid: {0}")]
     BadSecret(String),
     /// The plugin's content type is not a header value.
@@ -43,7 +49,7 @@ struct DefaultBody<'a> {
     data: &'a Payload,
 }
 
-pub fn default_body(event: &Event) -> Vec<u8> {
+pub(crate) fn default_body(event: &Event) -> Vec<u8> {
     let body = DefaultBody {
         id: event.id.as_str(),
         event_type: &event.event_type,

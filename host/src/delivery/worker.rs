@@ -22,8 +22,11 @@ use crate::store::{AttemptResult, Queued, StoreError};
 /// Everything an attempt needs, loaded before it starts.
 #[derive(Debug)]
 pub struct Job {
+    /// The delivery to attempt.
     pub delivery: Delivery,
+    /// The event it carries.
     pub event: Event,
+    /// The subscription it goes to.
     pub subscription: Arc<Subscription>,
 }
 
@@ -36,12 +39,17 @@ pub enum Exchange {
     TransformFailed(String),
     /// The subscription itself cannot produce a valid request.
     Invalid(String),
+    /// The target resolved to an address hookshape may not call.
     Refused(String),
     /// No HTTP answer: connect, TLS or protocol failure, timeout.
     NoResponse(String),
+    /// The receiver answered.
     Response {
+        /// The HTTP status.
         status: u16,
+        /// The response headers.
         headers: http::HeaderMap,
+        /// The response body, as much as was read.
         body: bytes::Bytes,
     },
 }
@@ -49,11 +57,17 @@ pub enum Exchange {
 /// The attempt's raw record, before its meaning is decided.
 #[derive(Debug)]
 pub struct Executed {
+    /// How the exchange went.
     pub exchange: Exchange,
+    /// The request sent; none when it never got that far.
     pub request: Option<OutgoingRequest>,
+    /// What the plugin logged.
     pub logs: Vec<LogLine>,
+    /// The plugin version that ran, when one did.
     pub plugin_sha256: Option<String>,
+    /// How long the plugin ran, when one did.
     pub transform_time: Option<Duration>,
+    /// How long the whole attempt took.
     pub duration: Duration,
 }
 
@@ -61,11 +75,14 @@ pub struct Executed {
 /// by id, newest first, so ids must sort as the `created_at` shown does.
 #[derive(Debug, Clone)]
 pub struct Start {
+    /// The attempt's id, generated at its start.
     pub id: AttemptId,
+    /// When the attempt started.
     pub at: Timestamp,
 }
 
 impl Start {
+    /// An attempt starting at `at`, with a fresh id.
     pub fn at(at: Timestamp) -> Start {
         Start {
             id: AttemptId::generate(),

@@ -96,6 +96,7 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// and its 8 KiB value), so a plugin cannot send what an admin could not
 /// configure.
 pub const MAX_HEADERS: usize = 64;
+/// The longest header value a plugin may set, in bytes.
 pub const MAX_HEADER_VALUE_BYTES: usize = 8 << 10;
 
 /// What `transform` may run: resources and time for one call.
@@ -126,30 +127,39 @@ impl Default for PluginLimits {
 /// A component that was not accepted as a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// The bytes are not WebAssembly at all.
     #[error("not a WebAssembly binary: it does not start with the `\\0asm` header")]
     NotWasm,
+    /// A core module rather than a component.
     #[error(
         "this is a core WebAssembly module, not a component: build the plugin for the \
          wasm32-wasip2 target (a cdylib built for wasm32-wasip2 is a component)"
     )]
     CoreModule,
+    /// The component does not validate or compile.
     #[error("not a valid WebAssembly component: {0}")]
     Invalid(String),
+    /// It imports something the host does not provide.
     #[error(
         "the component imports something hookshape does not provide (plugins get WASI 0.2 \
          and hookshape:plugin/host only): {0}"
     )]
     UnsupportedImport(String),
+    /// It does not export the `transformer` world.
     #[error(
         "the component does not implement the hookshape `transformer` world (it must export \
          `transform: func(event, subscription) -> result<outcome, string>`): {0}"
     )]
     WrongWorld(String),
+    /// wasmtime could not be set up.
     #[error("cannot start the WebAssembly engine: {0}")]
     Engine(String),
+    /// The on-disk compile cache is unusable.
     #[error("cannot use the plugin cache directory {path}: {source}")]
     CacheDir {
+        /// The cache directory.
         path: String,
+        /// What went wrong with it.
         source: std::io::Error,
     },
 }
@@ -181,8 +191,11 @@ impl std::fmt::Debug for LoadedPlugin {
 /// What one transform call gets to see.
 #[derive(Debug, Clone, Copy)]
 pub struct TransformInput<'a> {
+    /// The event to transform.
     pub event: &'a Event,
+    /// The subscription's id.
     pub subscription_id: &'a str,
+    /// The subscription's URL.
     pub url: &'a str,
     /// The subscription's `plugin_config` as JSON text (`{}` when unset).
     pub config_json: &'a str,
@@ -191,16 +204,20 @@ pub struct TransformInput<'a> {
 /// What the plugin decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Send this request.
     Deliver(PluginRequest),
+    /// Send nothing, for this reason.
     Skip(String),
 }
 
 /// The request a plugin asked for; its headers and content type are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRequest {
+    /// The body to send.
     pub body: Vec<u8>,
     /// `None`: send `application/json`.
     pub content_type: Option<String>,
+    /// Extra headers, sent after the subscription's.
     pub headers: HeaderSet,
 }
 
@@ -210,8 +227,10 @@ pub enum TransformError {
     /// The plugin returned an error.
     #[error("plugin error: {0}")]
     Plugin(String),
+    /// The call ran past its time limit.
     #[error("plugin exceeded its {}ms timeout", .0.as_millis())]
     Timeout(Duration),
+    /// The plugin tried to grow its memory past the limit (bytes).
     #[error("plugin exceeded its {} memory limit", format_bytes(*.0))]
     MemoryLimit(u64),
     /// The plugin trapped; a panic's message when there was one.
@@ -228,6 +247,7 @@ pub enum TransformError {
 /// Everything one transform call produced.
 #[derive(Debug)]
 pub struct TransformReport {
+    /// What the plugin decided, or why it decided nothing.
     pub result: Result<Outcome, TransformError>,
     /// The `log` import's lines and whatever the plugin printed, in order.
     pub logs: Vec<LogLine>,

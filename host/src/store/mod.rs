@@ -23,9 +23,12 @@ pub enum StoreError {
     /// The backend itself failed (I/O, the database refused).
     #[error("storage error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored record does not decode.
     #[error("stored record {key} is unreadable: {source}")]
     Corrupt {
+        /// The record's key.
         key: String,
+        /// Why it does not decode.
         source: serde_json::Error,
     },
     /// A change could not be made whole (see the backend's atomicity).
@@ -66,6 +69,7 @@ pub type SharedStore = Arc<dyn Store>;
 /// How a store is opened (`[storage]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
+    /// What an acknowledged write survives.
     pub sync: Durability,
     /// Store size in bytes past which ingest is refused ([`StoreError::Full`]).
     pub max_size: u64,
@@ -92,13 +96,16 @@ pub fn open(path: &Path, options: &Options) -> Result<SharedStore> {
 /// The answer given to a source for an ingested event; repeated for a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
+    /// The event's id.
     pub id: EventId,
+    /// How many deliveries it fanned out to.
     pub deliveries: usize,
 }
 
 /// What ingesting did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
+    /// The event was stored.
     New(Receipt),
     /// The tenant already had an event with this source id: its first receipt.
     Duplicate(Receipt),
@@ -107,7 +114,9 @@ pub enum Ingested {
 /// A delivery made at ingest, and whether its subscription is `ordered`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {
+    /// The delivery, pending.
     pub delivery: Delivery,
+    /// Its subscription is `ordered`: it waits behind earlier deliveries.
     pub ordered: bool,
 }
 
@@ -115,16 +124,22 @@ pub struct NewDelivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginSource {
+    /// Declared in the config file.
     Config,
+    /// Uploaded through the API.
     Api,
 }
 
 /// A named plugin version uploaded through the API, with its limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginRecord {
+    /// The plugin's name.
     pub name: PluginName,
+    /// The component's SHA-256, lowercase hex; its bytes are kept under it.
     pub sha256: String,
+    /// The component's size in bytes.
     pub size: usize,
+    /// When it was uploaded.
     pub updated_at: Timestamp,
     /// Per-call timeout in milliseconds.
     pub timeout_ms: u64,
@@ -135,6 +150,7 @@ pub struct PluginRecord {
 /// Everything that changes when an attempt ends, written at once.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
+    /// The attempt to record.
     pub attempt: Attempt,
     /// The delivery after the attempt: still pending with a new due time, or final.
     pub delivery: Delivery,
@@ -149,13 +165,16 @@ pub struct AttemptResult {
 /// A page of attempts, newest first, and the cursor for the next one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptSlice {
+    /// The page's attempts.
     pub attempts: Vec<Attempt>,
+    /// The cursor for the next page; `None` on the last.
     pub next: Option<AttemptId>,
 }
 
 /// A runnable delivery handed out by [`Store::claim_due`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
+    /// The delivery to attempt.
     pub id: DeliveryId,
     /// Its event, when the queue entry names it (it saves a lookup).
     pub event: Option<EventId>,
@@ -193,9 +212,13 @@ pub struct Cutoffs {
 /// What one [`Store::sweep`] call deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// Events deleted.
     pub events: u64,
+    /// Deliveries deleted.
     pub deliveries: u64,
+    /// Attempts deleted.
     pub attempts: u64,
+    /// Uploaded component bytes deleted, no longer referenced.
     pub plugin_blobs: u64,
     /// Nothing more is due now: the sweep can rest until its next interval.
     pub done: bool,
@@ -252,12 +275,15 @@ pub trait Store: Send + Sync {
     /// Creates or replaces a subscription; one that stops being ordered
     /// releases whatever still waits behind its head.
     async fn put_subscription(&self, sub: &Subscription) -> Result<()>;
+    /// The tenant's subscription with this id, if any.
     async fn get_subscription(
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>>;
+    /// The tenant's subscriptions.
     async fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>>;
+    /// Every tenant's subscriptions.
     async fn all_subscriptions(&self) -> Result<Vec<Subscription>>;
     /// Removes a subscription and cancels its pending deliveries; `false`
     /// when there was none.
@@ -278,6 +304,7 @@ pub trait Store: Send + Sync {
     /// Stores an event and its deliveries (queued at their due times),
     /// unless the tenant already has an event with the same source id.
     async fn ingest(&self, event: &Event, deliveries: &[NewDelivery]) -> Result<Ingested>;
+    /// The event with this id, if any.
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
     /// The event's deliveries as they stand: those made at ingest in ingest
     /// order, then later ones (resends) oldest first.
@@ -305,6 +332,7 @@ pub trait Store: Send + Sync {
     /// Number of queued deliveries (the queue-depth gauge); cheap.
     fn queue_len(&self) -> usize;
 
+    /// The attempt with this id, if any.
     async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>>;
     /// The subscription's attempts, newest first, strictly older than `before`.
     async fn list_attempts(
@@ -317,7 +345,9 @@ pub trait Store: Send + Sync {
 
     /// Stores an uploaded plugin's record and its component bytes together.
     async fn put_plugin(&self, record: &PluginRecord, wasm: &[u8]) -> Result<()>;
+    /// Every uploaded plugin's record.
     async fn list_plugins(&self) -> Result<Vec<PluginRecord>>;
+    /// The component bytes with this SHA-256, if kept.
     async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
 
     /// Deletes, atomically per record, what `cutoffs` allow: final events

@@ -97,7 +97,7 @@ impl SledStore {
         Ok(())
     }
 
-    pub fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>> {
+    pub(crate) fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>> {
         let key = id.as_str().as_bytes();
         read(&self.inner.trees.attempts, key)
     }

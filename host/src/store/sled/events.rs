@@ -132,7 +132,7 @@ impl SledStore {
         Ok(ingested)
     }
 
-    pub fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+    pub(crate) fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
         let key = id.as_str().as_bytes();
         read(&self.inner.trees.events, key)
     }

@@ -15,11 +15,11 @@ impl SledStore {
         })
     }
 
-    pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
+    pub(crate) fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
         self.inner.trees.plugins.iter().map(decode_entry).collect()
     }
 
-    pub fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .inner
             .trees

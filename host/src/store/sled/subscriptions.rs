@@ -38,7 +38,7 @@ impl SledStore {
         Ok(())
     }
 
-    pub fn get_subscription(
+    pub(crate) fn get_subscription(
         &self,
         tenant: &Tenant,
         id: &SubscriptionId,
@@ -47,7 +47,7 @@ impl SledStore {
         read(&self.inner.trees.subscriptions, &key)
     }
 
-    pub fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>> {
+    pub(crate) fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>> {
         let prefix = key2(tenant.as_str(), "");
         self.inner
             .trees
@@ -57,7 +57,7 @@ impl SledStore {
             .collect()
     }
 
-    pub fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
+    pub(crate) fn all_subscriptions(&self) -> Result<Vec<Subscription>> {
         self.inner
             .trees
             .subscriptions

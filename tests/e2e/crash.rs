@@ -183,7 +183,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_keeps_order() {
         }
     }
 
-    let ledger = ledger.lock().unwrap();
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     assert!(
         ledger.acked.len() as u64 >= cycles,
         "the load got events acknowledged"

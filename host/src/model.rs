@@ -155,12 +155,22 @@ impl Subscription {
 }
 
 /// `*` matches everything; a trailing `*` matches any suffix (`project.*`);
-/// anything else matches exactly.
+/// anything else matches exactly. Operational events (`hookshape.*`) are
+/// matched only by their exact names, so a catch-all does not start
+/// receiving hookshape's reports about itself.
 pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
     match pattern.strip_suffix('*') {
-        Some(prefix) => event_type.starts_with(prefix),
+        Some(prefix) => event_type.starts_with(prefix) && !is_operational(event_type),
         None => pattern == event_type,
     }
+}
+
+/// The prefix of hookshape's own operational event types; sources may not use it.
+pub const OPERATIONAL_PREFIX: &str = "hookshape.";
+
+/// True for hookshape's own operational event types.
+pub fn is_operational(event_type: &str) -> bool {
+    event_type.starts_with(OPERATIONAL_PREFIX)
 }
 
 /// Where a delivery stands.
@@ -205,6 +215,22 @@ pub struct Delivery {
     pub next_attempt_at: Option<Timestamp>,
     /// When the event fanned out to the subscription.
     pub created_at: Timestamp,
+}
+
+impl Delivery {
+    /// A new pending delivery of `event` to subscription `sub`, due at `now`.
+    pub fn new(event: &Event, sub: &SubscriptionId, now: Timestamp) -> Delivery {
+        Delivery {
+            id: DeliveryId::generate(),
+            tenant: event.tenant.clone(),
+            event_id: event.id.clone(),
+            subscription_id: sub.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: Some(now),
+            created_at: now,
+        }
+    }
 }
 
 /// How one attempt ended.
@@ -305,6 +331,16 @@ mod tests {
             "report_run_completed",
             "report_run_completed2"
         ));
+    }
+
+    #[test]
+    fn operational_events_match_only_their_exact_names() {
+        let failed = "hookshape.delivery.failed";
+        assert!(pattern_matches(failed, failed));
+        assert!(!pattern_matches("*", failed));
+        assert!(!pattern_matches("hookshape.*", failed));
+        assert!(!pattern_matches("hookshape.delivery.*", failed));
+        assert!(!is_operational("project.published"));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::http_client::HttpClient;
 use crate::metrics::Metrics;
+use crate::model::{Delivery, Event};
 use crate::registry::PluginRegistry;
-use crate::store::SharedStore;
+use crate::store::{Ingested, NewDelivery, SharedStore, StoreError};
 
 /// The delivery settings from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -36,4 +37,26 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// The delivery settings.
     pub settings: Settings,
+}
+
+impl Services {
+    /// Stores an event with one delivery per matching subscription, durably:
+    /// what a source's ingest and hookshape's own operational events share.
+    pub async fn publish(&self, event: &Event) -> Result<Ingested, StoreError> {
+        let deliveries: Vec<NewDelivery> = self
+            .store
+            .matching_subscriptions(&event.tenant, &event.event_type)
+            .iter()
+            .map(|s| NewDelivery {
+                delivery: Delivery::new(event, &s.id, event.timestamp),
+                ordered: s.ordered,
+            })
+            .collect();
+        let ingested = self.store.ingest(event, &deliveries).await?;
+        self.store.durable().await?;
+        if matches!(ingested, Ingested::New(_)) {
+            self.metrics.event_received();
+        }
+        Ok(ingested)
+    }
 }

@@ -14,5 +14,6 @@ mod crash;
 mod harness;
 mod hostile;
 mod limits;
+mod operational;
 mod plugins;
 mod storage;

@@ -18,11 +18,13 @@ use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 use crate::metrics::Metrics;
-use crate::model::{Attempt, Delivery, DeliveryState, Event, Payload, is_json_content_type};
+use crate::model::{
+    Attempt, Delivery, Event, OPERATIONAL_PREFIX, Payload, is_json_content_type, is_operational,
+};
 use crate::plugin::PluginLimits;
 use crate::registry::{PluginInfo, RegistryError};
 use crate::services::Services;
-use crate::store::{Ingested, NewDelivery, StoreError};
+use crate::store::{Ingested, StoreError};
 
 /// Longest accepted event type and source id.
 const MAX_NAME_LEN: usize = 256;
@@ -227,6 +229,14 @@ impl App {
             payload,
         } = input;
         check_name("type", &event_type)?;
+        if is_operational(&event_type) {
+            return Err(AppError::invalid(
+                "invalid_request",
+                format!(
+                    "event types starting with {OPERATIONAL_PREFIX:?} are hookshape's own operational events"
+                ),
+            ));
+        }
         if let Some(s) = &source_id {
             check_name("id", s)?;
         }
@@ -255,22 +265,9 @@ impl App {
             content_type,
             payload,
         };
-        let subs = self
-            .ctx()
-            .store
-            .matching_subscriptions(tenant, &event.event_type);
-        let deliveries: Vec<NewDelivery> = subs
-            .iter()
-            .map(|s| NewDelivery {
-                delivery: new_delivery(&event, &s.id, now),
-                ordered: s.ordered,
-            })
-            .collect();
-        let ingested = self.ctx().store.ingest(&event, &deliveries).await?;
-        self.ctx().store.durable().await?;
+        let ingested = self.ctx().publish(&event).await?;
         let receipt = match ingested {
             Ingested::New(r) => {
-                self.ctx().metrics.event_received();
                 if r.deliveries > 0 {
                     self.inner.wake.notify_one();
                 }
@@ -358,7 +355,7 @@ impl App {
             .get_event(&a.event_id)
             .await?
             .ok_or_else(|| AppError::not_found("event", &a.event_id))?;
-        let d = new_delivery(&event, &sub.id, self.now());
+        let d = Delivery::new(&event, &sub.id, self.now());
         self.ctx().store.add_delivery(&d, sub.ordered).await?;
         self.ctx().store.durable().await?;
         self.inner.wake.notify_one();
@@ -399,17 +396,4 @@ fn check_name(field: &str, value: &str) -> Result<(), AppError> {
         ));
     }
     Ok(())
-}
-
-fn new_delivery(event: &Event, sub: &SubscriptionId, now: Timestamp) -> Delivery {
-    Delivery {
-        id: DeliveryId::generate(),
-        tenant: event.tenant.clone(),
-        event_id: event.id.clone(),
-        subscription_id: sub.clone(),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        next_attempt_at: Some(now),
-        created_at: now,
-    }
 }

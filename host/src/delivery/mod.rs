@@ -10,6 +10,7 @@
 //! attempts a grace period to finish, and leaves the rest queued for the next
 //! start.
 
+pub mod operational;
 pub mod policy;
 pub mod request;
 pub mod worker;

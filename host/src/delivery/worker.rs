@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::clock::Timestamp;
+use crate::delivery::operational;
 use crate::delivery::policy::{self, Next, Verdict};
 use crate::delivery::request::{self, OutgoingRequest, RequestError};
 use crate::http_client::{self, SendError};
@@ -128,6 +129,13 @@ pub async fn attempt(ctx: &Services, queued: &Queued) -> Result<(), StoreError> 
     if let Some(sub) = result.subscription.as_ref().filter(|s| !s.enabled) {
         tracing::warn!(subscription = %sub.id, tenant = %sub.tenant, reason = ?sub.disabled_reason, "subscription disabled");
         ctx.store.cancel_pending(&sub.tenant, &sub.id).await?;
+    }
+    // The attempt is recorded whatever happens here: a report that cannot
+    // be stored is logged, not retried.
+    for report in operational::reports(&job, &result, ctx.clock.now()) {
+        if let Err(e) = ctx.publish(&report).await {
+            tracing::error!(error = %e, event_type = %report.event_type, "storing an operational event failed");
+        }
     }
     Ok(())
 }

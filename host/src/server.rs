@@ -185,6 +185,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
             retry_schedule: config.delivery.retry_schedule.clone(),
             disable_after_failures: config.delivery.disable_after_failures,
             max_in_flight: config.delivery.max_in_flight,
+            max_in_flight_per_subscription: config.delivery.max_in_flight_per_subscription,
         },
     });
     let dispatcher = Dispatcher::new(ctx.clone());

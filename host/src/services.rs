@@ -21,6 +21,8 @@ pub struct Settings {
     pub disable_after_failures: u32,
     /// Concurrent attempts, all subscriptions together.
     pub max_in_flight: usize,
+    /// Concurrent attempts of one subscription.
+    pub max_in_flight_per_subscription: usize,
 }
 
 /// The services every request and every attempt uses.

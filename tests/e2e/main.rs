@@ -11,6 +11,7 @@ mod bridges;
 mod cli;
 mod core;
 mod crash;
+mod faults;
 mod harness;
 mod hostile;
 mod limits;

@@ -170,6 +170,9 @@ pub struct DeliveryConfig {
     pub allow_private_targets: bool,
     /// Concurrent deliveries, all subscriptions together.
     pub max_in_flight: usize,
+    /// Concurrent deliveries of one subscription: one slow receiver cannot
+    /// take every slot from the others.
+    pub max_in_flight_per_subscription: usize,
     /// Finally-failed deliveries in a row that disable a subscription; 0: never.
     pub disable_after_failures: u32,
     /// PEM roots trusted in addition to the web PKI, for internal https
@@ -372,6 +375,7 @@ impl Default for DeliveryConfig {
             ],
             allow_private_targets: false,
             max_in_flight: 256,
+            max_in_flight_per_subscription: 64,
             disable_after_failures: 50,
             extra_ca_file: None,
         }

@@ -52,6 +52,7 @@ const DELIVERY_KEYS: &[&str] = &[
     "retry_schedule",
     "allow_private_targets",
     "max_in_flight",
+    "max_in_flight_per_subscription",
     "disable_after_failures",
     "extra_ca_file",
 ];
@@ -242,6 +243,11 @@ fn read_delivery(r: &mut Reader<'_>, s: &Section<'_, '_>, base_dir: &Path) -> De
                 positive(unsigned(v)?).and_then(to_usize)
             })
             .unwrap_or(defaults.max_in_flight),
+        max_in_flight_per_subscription: r
+            .optional(s, "max_in_flight_per_subscription", |v| {
+                positive(unsigned(v)?).and_then(to_usize)
+            })
+            .unwrap_or(defaults.max_in_flight_per_subscription),
         disable_after_failures: r
             .optional(s, "disable_after_failures", |v| {
                 u32::try_from(unsigned(v)?).map_err(|_| format!("must be at most {}", u32::MAX))

@@ -140,6 +140,7 @@ fn the_contract_example_parses_to_its_values() {
             ],
             allow_private_targets: false,
             max_in_flight: 256,
+            max_in_flight_per_subscription: 64,
             disable_after_failures: 50,
             extra_ca_file: None,
         }

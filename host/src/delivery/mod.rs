@@ -63,7 +63,13 @@ impl Dispatcher {
             let free = self.permits.available_permits();
             let mut next_due = None;
             if free > 0 {
-                match self.services.store.claim_due(now, free).await {
+                let per_subscription = self.services.settings.max_in_flight_per_subscription;
+                let claimed = self
+                    .services
+                    .store
+                    .claim_due(now, free, per_subscription)
+                    .await;
+                match claimed {
                     Ok(claimed) => {
                         let limited = claimed.ready.len() == free;
                         for queued in claimed.ready {

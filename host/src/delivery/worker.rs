@@ -462,6 +462,7 @@ mod tests {
             retry_schedule: vec![Duration::from_secs(5), Duration::from_secs(60)],
             disable_after_failures: disable_after,
             max_in_flight: 4,
+            max_in_flight_per_subscription: 4,
         }
     }
 

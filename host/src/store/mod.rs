@@ -313,7 +313,14 @@ pub trait Store: Send + Sync {
     async fn add_delivery(&self, d: &Delivery, ordered: bool) -> Result<()>;
 
     /// Claims up to `limit` deliveries due at `now`, earliest first.
-    async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Claimed>;
+    /// No more than `per_subscription` deliveries of one subscription are
+    /// claimed at once, so one slow receiver cannot hold every slot.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        per_subscription: usize,
+    ) -> Result<Claimed>;
     /// Ends a claim made by [`Store::claim_due`].
     fn release(&self, id: &DeliveryId, how: Release);
     /// What an attempt of a claimed delivery starts from: the delivery as it

@@ -291,8 +291,13 @@ impl Store for SledStore {
         SledStore::add_delivery(self, d, ordered)
     }
 
-    async fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Claimed> {
-        SledStore::claim_due(self, now, limit)
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        per_subscription: usize,
+    ) -> Result<Claimed> {
+        SledStore::claim_due(self, now, limit, per_subscription)
     }
 
     fn release(&self, id: &DeliveryId, how: Release) {

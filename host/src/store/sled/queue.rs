@@ -9,7 +9,7 @@
 //! committed after a younger one), and the commit thread reports the lowest
 //! position queued since the last look, from which the next scan restarts.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use super::SledStore;
@@ -35,16 +35,34 @@ pub(super) struct QueuePosition(::sled::IVec);
 
 /// What is handed out and not yet released, and where the next scan starts.
 pub(super) struct Claims {
-    claimed: HashSet<DeliveryId>,
+    /// Each claimed delivery's subscription (its `tenant \0 sub_id` key).
+    claimed: HashMap<DeliveryId, Vec<u8>>,
+    /// Claimed deliveries per subscription key.
+    per_subscription: HashMap<Vec<u8>, usize>,
     cursor: Bound<QueuePosition>,
+    /// The lowest entry a scan passed over because its subscription had
+    /// its share in flight: the scan after a release starts there, or it
+    /// would be left behind the cursor.
+    capped_from: Option<QueuePosition>,
 }
 
 impl Default for Claims {
     fn default() -> Self {
         Claims {
-            claimed: HashSet::new(),
+            claimed: HashMap::new(),
+            per_subscription: HashMap::new(),
             cursor: Bound::Unbounded,
+            capped_from: None,
         }
+    }
+}
+
+/// The subscription part (`tenant \0 sub_id`) of a `queue` value.
+fn subscription_key(value: &[u8]) -> &[u8] {
+    let mut zeros = value.iter().enumerate().filter(|(_, b)| **b == 0);
+    match zeros.nth(1) {
+        Some((i, _)) => &value[..i],
+        None => value,
     }
 }
 
@@ -62,32 +80,71 @@ pub(super) fn rewind(
 }
 
 impl SledStore {
-    /// Claims up to `limit` due deliveries not already claimed.
-    pub fn claim_due(&self, now: Timestamp, limit: usize) -> Result<Claimed> {
+    /// Claims up to `limit` due deliveries not already claimed, at most
+    /// `per_subscription` claimed at once for any one subscription.
+    pub fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        per_subscription: usize,
+    ) -> Result<Claimed> {
         // Taken before the scan: whatever is queued after this is followed
         // by another wake-up of the dispatcher.
         let queued = self.take_queued_since();
         let mut claims = self.inner.claims.lock();
-        let Claims { claimed, cursor } = &mut *claims;
+        let Claims {
+            claimed,
+            per_subscription: counts,
+            cursor,
+            capped_from,
+        } = &mut *claims;
         *cursor = rewind(std::mem::replace(cursor, Bound::Unbounded), queued);
-        let work = self.due_after(now, limit, cursor.as_ref(), |id| claimed.contains(id))?;
+        let mut capped = None;
+        let work = self.due_after(now, limit, cursor.as_ref(), |id, key, value| {
+            if claimed.contains_key(id) {
+                return true;
+            }
+            let sub = subscription_key(value);
+            let count = counts.entry(sub.to_vec()).or_default();
+            if *count >= per_subscription {
+                capped.get_or_insert_with(|| QueuePosition(key.into()));
+                return true;
+            }
+            *count += 1;
+            claimed.insert(id.clone(), sub.to_vec());
+            false
+        })?;
         if let Some(last) = work.last {
             *cursor = Bound::Excluded(last);
         }
-        claimed.extend(work.ready.iter().map(|q| q.id.clone()));
+        if let Some(c) = capped {
+            *capped_from = Some(capped_from.take().map_or(c.clone(), |f| f.min(c)));
+        }
         Ok(Claimed {
             ready: work.ready,
             next_due: work.next_due,
         })
     }
 
-    /// Ends a claim; an unrecorded attempt's entry is still queued, behind
-    /// the cursor, so the next scan starts from the beginning.
+    /// Ends a claim. An unrecorded attempt's entry is still queued, behind
+    /// the cursor, so the next scan starts from the beginning; a freed share
+    /// of a subscription lets the next scan start where entries were passed
+    /// over for it.
     pub fn release(&self, id: &DeliveryId, how: Release) {
         let mut claims = self.inner.claims.lock();
-        claims.claimed.remove(id);
+        if let Some(sub) = claims.claimed.remove(id)
+            && let Some(count) = claims.per_subscription.get_mut(&sub)
+        {
+            *count -= 1;
+            if *count == 0 {
+                claims.per_subscription.remove(&sub);
+            }
+        }
         if how == Release::Unrecorded {
             claims.cursor = Bound::Unbounded;
+        } else if let Some(from) = claims.capped_from.take() {
+            let cursor = std::mem::replace(&mut claims.cursor, Bound::Unbounded);
+            claims.cursor = rewind(cursor, Some(from));
         }
     }
 
@@ -100,17 +157,19 @@ impl SledStore {
         limit: usize,
         skip: impl Fn(&DeliveryId) -> bool,
     ) -> Result<DueWork> {
-        self.due_after(now, limit, Bound::Unbounded, skip)
+        self.due_after(now, limit, Bound::Unbounded, |id, _, _| skip(id))
     }
 
     /// [`SledStore::due`] looking only from `from` on. Entries before it are
     /// not seen: see [`SledStore::take_queued_since`] for when that is safe.
+    /// `skip` sees each due entry (its delivery id, key and value) until the
+    /// limit is reached, and every entry it does not skip is handed out.
     pub(super) fn due_after(
         &self,
         now: Timestamp,
         limit: usize,
         from: Bound<&QueuePosition>,
-        skip: impl Fn(&DeliveryId) -> bool,
+        mut skip: impl FnMut(&DeliveryId, &[u8], &[u8]) -> bool,
     ) -> Result<DueWork> {
         let start = from.map(|p| p.0.clone());
         let mut work = DueWork::default();
@@ -123,12 +182,12 @@ impl SledStore {
                 work.next_due = Some(work.next_due.map_or(due, |n| n.min(due)));
                 break;
             }
-            if skip(&id) {
-                continue;
-            }
             if work.ready.len() == limit {
                 work.next_due = Some(due);
                 break;
+            }
+            if skip(&id, &k, &v) {
+                continue;
             }
             work.ready.push(Queued {
                 id,
@@ -141,7 +200,7 @@ impl SledStore {
 
     /// The lowest queue position written since the last call (or a lower
     /// bound of it), if anything was queued. Noted once the entry is visible
-    /// to [`Store::due_after`], so a reader that calls this before scanning
+    /// to [`SledStore::due_after`], so a reader that calls this before scanning
     /// from a position learns whether an entry may have landed behind that
     /// position. Ids grow with time, so fresh deliveries due now land after
     /// a position handed out earlier, even in the same millisecond.

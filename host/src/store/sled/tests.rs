@@ -349,13 +349,17 @@ async fn a_scan_from_the_lowest_queued_position_finds_what_landed_behind() {
     store.durable().await.unwrap();
     let in_flight = |id: &DeliveryId| handed.iter().any(|d| &d.id == id);
     let past = store
-        .due_after(Timestamp(1000), 10, Bound::Excluded(&cursor), in_flight)
+        .due_after(Timestamp(1000), 10, Bound::Excluded(&cursor), |id, _, _| {
+            in_flight(id)
+        })
         .unwrap();
     assert!(past.ready.is_empty(), "behind the cursor");
     let lowest = store.take_queued_since().unwrap();
     assert!(lowest <= cursor);
     let from = store
-        .due_after(Timestamp(1000), 10, Bound::Included(&lowest), in_flight)
+        .due_after(Timestamp(1000), 10, Bound::Included(&lowest), |id, _, _| {
+            in_flight(id)
+        })
         .unwrap();
     assert_eq!(from.ids(), vec![behind.id]);
 }
@@ -786,27 +790,27 @@ async fn a_claimed_delivery_is_handed_out_once_until_released() {
     store.ingest(&e, &[nd(d.clone(), false)]).unwrap();
     store.durable().await.unwrap();
 
-    let first = store.claim_due(Timestamp(100), 10).unwrap();
+    let first = store.claim_due(Timestamp(100), 10, 10).unwrap();
     assert_eq!(
         first.ready.iter().map(|q| &q.id).collect::<Vec<_>>(),
         [&d.id]
     );
     assert_eq!(
-        store.claim_due(Timestamp(100), 10).unwrap(),
+        store.claim_due(Timestamp(100), 10, 10).unwrap(),
         Claimed::default()
     );
     // Done without a record (nothing to do): the entry stays behind the cursor.
     store.release(&d.id, Release::Done);
     assert!(
         store
-            .claim_due(Timestamp(100), 10)
+            .claim_due(Timestamp(100), 10, 10)
             .unwrap()
             .ready
             .is_empty()
     );
     // Unrecorded: the next scan starts over and finds it again.
     store.release(&d.id, Release::Unrecorded);
-    let again = store.claim_due(Timestamp(100), 10).unwrap();
+    let again = store.claim_due(Timestamp(100), 10, 10).unwrap();
     assert_eq!(
         again.ready.iter().map(|q| &q.id).collect::<Vec<_>>(),
         [&d.id]
@@ -891,5 +895,39 @@ async fn a_sweep_deletes_settled_old_events_old_attempts_and_orphan_blobs_in_chu
     assert_eq!(
         (second.events, second.attempts, second.plugin_blobs),
         (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn one_subscription_gets_at_most_its_share_of_claims_and_the_rest_follow_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    let (slow, fast) = (sub("slow", &["*"], false), sub("fast", &["*"], false));
+    store.put_subscription(&slow).unwrap();
+    store.put_subscription(&fast).unwrap();
+    let mut slow_ds = Vec::new();
+    for due in [100, 101, 102] {
+        let e = event(None);
+        let d = delivery(&e, &slow, due);
+        store.ingest(&e, &[nd(d.clone(), false)]).unwrap();
+        slow_ds.push(d);
+    }
+    let e = event(None);
+    let fast_d = delivery(&e, &fast, 103);
+    store.ingest(&e, &[nd(fast_d.clone(), false)]).unwrap();
+    store.durable().await.unwrap();
+    let ids = |c: Claimed| c.ready.into_iter().map(|q| q.id).collect::<Vec<_>>();
+
+    // One each: the slow subscription's others wait, the fast one is not held up.
+    let first = ids(store.claim_due(Timestamp(200), 10, 1).unwrap());
+    assert_eq!(first, [slow_ds[0].id.clone(), fast_d.id.clone()]);
+    assert!(ids(store.claim_due(Timestamp(200), 10, 1).unwrap()).is_empty());
+    // The slow one's attempt ends: its next delivery is handed out, though
+    // the scan had passed it.
+    finish(&store, &slow_ds[0], DeliveryState::Delivered, false, 200);
+    store.release(&slow_ds[0].id, Release::Done);
+    assert_eq!(
+        ids(store.claim_due(Timestamp(200), 10, 1).unwrap()),
+        [slow_ds[1].id.clone()]
     );
 }

@@ -190,10 +190,6 @@ impl From<Subscription> for SubscriptionWithSecretOut {
     }
 }
 
-/// What read, list and update answer. The contract's v1 shows the secret on
-/// every answer; pointing this at [`SubscriptionOut`] keeps it to the create.
-pub type SubscriptionShownOut = SubscriptionWithSecretOut;
-
 /// 201 with the subscription (its secret included) and its `Location`.
 async fn create(
     State(app): State<App>,
@@ -215,7 +211,7 @@ async fn create(
 async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
-) -> Result<Json<List<SubscriptionShownOut>>, ApiError> {
+) -> Result<Json<List<SubscriptionOut>>, ApiError> {
     let subscriptions = app.list_subscriptions(&tenant).await?;
     let data = subscriptions.into_iter().map(Into::into).collect();
     Ok(Json(List { data }))
@@ -225,7 +221,7 @@ async fn read(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
-) -> Result<Json<SubscriptionShownOut>, ApiError> {
+) -> Result<Json<SubscriptionOut>, ApiError> {
     Ok(Json(app.get_subscription(&tenant, &id).await?.into()))
 }
 
@@ -235,7 +231,7 @@ async fn update(
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
     ApiJson(patch): ApiJson<SubscriptionPatch>,
-) -> Result<Json<SubscriptionShownOut>, ApiError> {
+) -> Result<Json<SubscriptionOut>, ApiError> {
     let updated = app
         .update_subscription(&tenant, &id, patch.try_into()?)
         .await?;

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ApiError;
@@ -238,6 +238,37 @@ async fn update(
     Ok(Json(updated.into()))
 }
 
+/// A signing secret, shown or given.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKey {
+    /// `whsec_` + base64 key.
+    pub key: String,
+}
+
+/// `{"key"}`: the subscription's signing secret.
+async fn read_secret(
+    State(app): State<App>,
+    TenantAdmin(tenant): TenantAdmin,
+    Id(id): Id<SubscriptionId>,
+) -> Result<Json<SecretKey>, ApiError> {
+    let key = app.subscription_secret(&tenant, &id).await?;
+    Ok(Json(SecretKey { key }))
+}
+
+/// `{"key"}`: the new secret, the given one or generated when the body is
+/// empty; 409 for one declared in the config.
+async fn rotate_secret(
+    State(app): State<App>,
+    TenantAdmin(tenant): TenantAdmin,
+    Id(id): Id<SubscriptionId>,
+    given: Option<ApiJson<SecretKey>>,
+) -> Result<Json<SecretKey>, ApiError> {
+    let given = given.map(|ApiJson(k)| k.key);
+    let key = app.rotate_secret(&tenant, &id, given).await?;
+    Ok(Json(SecretKey { key }))
+}
+
 /// 204; 409 for one declared in the config.
 async fn delete(
     State(app): State<App>,
@@ -254,6 +285,14 @@ pub(super) fn router() -> Router<ApiState> {
         .route(
             "/v1/tenants/{tenant}/subscriptions/{id}",
             get(read).patch(update).delete(delete),
+        )
+        .route(
+            "/v1/tenants/{tenant}/subscriptions/{id}/secret",
+            get(read_secret),
+        )
+        .route(
+            "/v1/tenants/{tenant}/subscriptions/{id}/secret/rotate",
+            post(rotate_secret),
         )
 }
 
@@ -280,6 +319,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             consecutive_failures: 0,
+            previous_secret: None,
         }
     }
 

@@ -431,6 +431,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             consecutive_failures: 0,
+            previous_secret: None,
         };
         let delivery = Delivery {
             id: DeliveryId::generate(),

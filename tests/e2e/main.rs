@@ -15,4 +15,5 @@ mod harness;
 mod hostile;
 mod limits;
 mod plugins;
+mod secrets;
 mod storage;

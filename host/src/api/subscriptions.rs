@@ -238,12 +238,20 @@ async fn update(
     Ok(Json(updated.into()))
 }
 
-/// A signing secret, shown or given.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A signing secret.
+#[derive(Debug, Serialize)]
 pub struct SecretKey {
     /// `whsec_` + base64 key.
     pub key: String,
+}
+
+/// The body of a rotation: empty, `{}` or `{"key"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateIn {
+    /// `whsec_` + base64 key; generated when absent.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// `{"key"}`: the subscription's signing secret.
@@ -256,16 +264,16 @@ async fn read_secret(
     Ok(Json(SecretKey { key }))
 }
 
-/// `{"key"}`: the new secret, the given one or generated when the body is
-/// empty; 409 for one declared in the config.
+/// `{"key"}`: the new secret, the given one or generated when none is given;
+/// 409 for one declared in the config.
 async fn rotate_secret(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
-    given: Option<ApiJson<SecretKey>>,
+    given: Option<ApiJson<RotateIn>>,
 ) -> Result<Json<SecretKey>, ApiError> {
-    let given = given.map(|ApiJson(k)| k.key);
-    let key = app.rotate_secret(&tenant, &id, given).await?;
+    let given = given.map(|ApiJson(r)| r).unwrap_or_default();
+    let key = app.rotate_secret(&tenant, &id, given.key).await?;
     Ok(Json(SecretKey { key }))
 }
 

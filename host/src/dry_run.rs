@@ -106,6 +106,7 @@ pub async fn run(
         created_at: now,
         updated_at: now,
         consecutive_failures: 0,
+        previous_secret: None,
     };
     let config_json = match &sub.plugin_config {
         serde_json::Value::Null => "{}".to_owned(),

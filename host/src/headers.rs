@@ -6,6 +6,8 @@
 //! entry as it is built or deserialized, so holding one means it is valid:
 //! the API, the config file, plugin output and request building all take it
 //! without checking again.
+//!
+//! [`stored_value`] decides what a stored attempt keeps of a header sent.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -151,6 +153,22 @@ impl<'de> Deserialize<'de> for HeaderSet {
     }
 }
 
+/// Name parts that mark a header's value as a credential.
+const SENSITIVE_PARTS: &[&str] = &["token", "secret", "key", "password", "auth"];
+
+/// What a stored attempt keeps of a sent header's value: `[redacted]` for
+/// `cookie` and any name containing `token`, `secret`, `key`, `password` or
+/// `auth` (so `authorization` and `proxy-authorization` too), in any case;
+/// the value itself otherwise.
+pub fn stored_value(name: &str, value: &HeaderValue) -> String {
+    let name = name.to_ascii_lowercase();
+    if name == "cookie" || SENSITIVE_PARTS.iter().any(|part| name.contains(part)) {
+        "[redacted]".to_owned()
+    } else {
+        String::from_utf8_lossy(value.as_bytes()).into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +264,29 @@ mod tests {
                 .to_string()
                 .contains("an object of header")
         );
+    }
+
+    #[test]
+    fn stored_values_of_credentials_are_redacted() {
+        let v = HeaderValue::from_static("abc");
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "Cookie",
+            "X-Api-Key",
+            "x-auth-token",
+            "X-Client-SECRET",
+            "db-password",
+        ] {
+            assert_eq!(stored_value(name, &v), "[redacted]", "{name}");
+        }
+        for name in [
+            "content-type",
+            "x-team",
+            "webhook-signature",
+            "set-cookie-ish",
+        ] {
+            assert_eq!(stored_value(name, &v), "abc", "{name}");
+        }
     }
 }

@@ -145,6 +145,21 @@ pub struct Subscription {
     /// Finally-failed deliveries in a row, for `disable_after_failures`.
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// The key the last rotation replaced, while deliveries are still signed with it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A rotated-out signing key. Its end is fixed at the rotation, so a later
+/// config change does not stretch or cut an overlap receivers were told about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// `whsec_` + base64 key.
+    pub key: String,
+    /// When it was rotated out.
+    pub rotated_at: Timestamp,
+    /// Deliveries before this moment carry its signature too.
+    pub until: Timestamp,
 }
 
 impl Subscription {

@@ -17,4 +17,5 @@ mod hostile;
 mod limits;
 mod operational;
 mod plugins;
+mod secrets;
 mod storage;

@@ -162,6 +162,21 @@ pub fn sign(secret: &Secret, msg_id: &str, timestamp_secs: u64, body: &[u8]) -> 
     format!("v1,{}", BASE64.encode(tag))
 }
 
+/// The `webhook-signature` value signed with each key in turn: one `v1,`
+/// entry per key, space-separated (as during a key rotation).
+pub fn sign_all<'a>(
+    secrets: impl IntoIterator<Item = &'a Secret>,
+    msg_id: &str,
+    timestamp_secs: u64,
+    body: &[u8],
+) -> String {
+    secrets
+        .into_iter()
+        .map(|s| sign(s, msg_id, timestamp_secs, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Receiver-side check of a signed message.
 ///
 /// The timestamp must lie within `tolerance` of `now_secs` on either side
@@ -234,6 +249,25 @@ mod tests {
         assert_eq!(
             sign(&vector_secret(), VECTOR_ID, VECTOR_TS, VECTOR_BODY),
             VECTOR_SIG
+        );
+    }
+
+    #[test]
+    fn sign_all_lists_one_entry_per_key_in_order() {
+        let other = Secret::generate();
+        let both = sign_all(
+            [&vector_secret(), &other],
+            VECTOR_ID,
+            VECTOR_TS,
+            VECTOR_BODY,
+        );
+        let other_sig = sign(&other, VECTOR_ID, VECTOR_TS, VECTOR_BODY);
+        assert_eq!(both, format!("{VECTOR_SIG} {other_sig}"));
+        let ts = VECTOR_TS.to_string();
+        assert_eq!(check(&ts, &both, VECTOR_ID, VECTOR_BODY, VECTOR_TS), Ok(()));
+        assert_eq!(
+            sign_all([&other], VECTOR_ID, VECTOR_TS, VECTOR_BODY),
+            other_sig
         );
     }
 

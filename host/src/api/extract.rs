@@ -14,7 +14,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::{
     BytesRejection, FailedToBufferBody, JsonRejection, QueryRejection, RawPathParamsRejection,
 };
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, RawPathParams, Request};
+use axum::extract::{
+    FromRef, FromRequest, FromRequestParts, OptionalFromRequest, Query, RawPathParams, Request,
+};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -69,10 +71,36 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let limit = req.extensions().get::<BodyLimit>().copied();
-        match Json::<T>::from_request(req, state).await {
+        match <Json<T> as FromRequest<S>>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_error(rejection, limit)),
         }
+    }
+}
+
+/// An optional JSON body (`Option<ApiJson<T>>`): an empty body is `None`;
+/// any other is read as [`ApiJson`] reads it.
+impl<T, S> OptionalFromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let (parts, body) = req.into_parts();
+        let RawBody(bytes) = <RawBody as FromRequest<S>>::from_request(
+            Request::from_parts(parts.clone(), body),
+            state,
+        )
+        .await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 

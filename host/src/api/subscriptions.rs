@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ApiError;
@@ -190,10 +190,6 @@ impl From<Subscription> for SubscriptionWithSecretOut {
     }
 }
 
-/// What read, list and update answer. The contract's v1 shows the secret on
-/// every answer; pointing this at [`SubscriptionOut`] keeps it to the create.
-pub type SubscriptionShownOut = SubscriptionWithSecretOut;
-
 /// 201 with the subscription (its secret included) and its `Location`.
 async fn create(
     State(app): State<App>,
@@ -215,7 +211,7 @@ async fn create(
 async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
-) -> Result<Json<List<SubscriptionShownOut>>, ApiError> {
+) -> Result<Json<List<SubscriptionOut>>, ApiError> {
     let subscriptions = app.list_subscriptions(&tenant).await?;
     let data = subscriptions.into_iter().map(Into::into).collect();
     Ok(Json(List { data }))
@@ -225,7 +221,7 @@ async fn read(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
-) -> Result<Json<SubscriptionShownOut>, ApiError> {
+) -> Result<Json<SubscriptionOut>, ApiError> {
     Ok(Json(app.get_subscription(&tenant, &id).await?.into()))
 }
 
@@ -235,11 +231,50 @@ async fn update(
     TenantAdmin(tenant): TenantAdmin,
     Id(id): Id<SubscriptionId>,
     ApiJson(patch): ApiJson<SubscriptionPatch>,
-) -> Result<Json<SubscriptionShownOut>, ApiError> {
+) -> Result<Json<SubscriptionOut>, ApiError> {
     let updated = app
         .update_subscription(&tenant, &id, patch.try_into()?)
         .await?;
     Ok(Json(updated.into()))
+}
+
+/// A signing secret.
+#[derive(Debug, Serialize)]
+pub struct SecretKey {
+    /// `whsec_` + base64 key.
+    pub key: String,
+}
+
+/// The body of a rotation: empty, `{}` or `{"key"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateIn {
+    /// `whsec_` + base64 key; generated when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// `{"key"}`: the subscription's signing secret.
+async fn read_secret(
+    State(app): State<App>,
+    TenantAdmin(tenant): TenantAdmin,
+    Id(id): Id<SubscriptionId>,
+) -> Result<Json<SecretKey>, ApiError> {
+    let key = app.subscription_secret(&tenant, &id).await?;
+    Ok(Json(SecretKey { key }))
+}
+
+/// `{"key"}`: the new secret, the given one or generated when none is given;
+/// 409 for one declared in the config.
+async fn rotate_secret(
+    State(app): State<App>,
+    TenantAdmin(tenant): TenantAdmin,
+    Id(id): Id<SubscriptionId>,
+    given: Option<ApiJson<RotateIn>>,
+) -> Result<Json<SecretKey>, ApiError> {
+    let given = given.map(|ApiJson(r)| r).unwrap_or_default();
+    let key = app.rotate_secret(&tenant, &id, given.key).await?;
+    Ok(Json(SecretKey { key }))
 }
 
 /// 204; 409 for one declared in the config.
@@ -258,6 +293,14 @@ pub(super) fn router() -> Router<ApiState> {
         .route(
             "/v1/tenants/{tenant}/subscriptions/{id}",
             get(read).patch(update).delete(delete),
+        )
+        .route(
+            "/v1/tenants/{tenant}/subscriptions/{id}/secret",
+            get(read_secret),
+        )
+        .route(
+            "/v1/tenants/{tenant}/subscriptions/{id}/secret/rotate",
+            post(rotate_secret),
         )
 }
 
@@ -284,6 +327,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             consecutive_failures: 0,
+            previous_secret: None,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::delivery::{request, worker};
 use crate::headers::HeaderSet;
 use crate::http_client::check_literal_target;
 use crate::ids::{EventId, PluginName, SubscriptionId, Tenant};
-use crate::model::{Event, ManagedBy, Payload, Subscription};
+use crate::model::{Event, ManagedBy, Payload, PreviousSecret, Subscription};
 use crate::store::Store;
 
 /// A subscription to create; unset fields take their defaults.
@@ -146,6 +146,7 @@ impl App {
             created_at: now,
             updated_at: now,
             consecutive_failures: 0,
+            previous_secret: None,
         };
         self.validate(&sub)?;
         if input.verify {
@@ -223,7 +224,9 @@ impl App {
             sub.plugin_config = v;
         }
         if let Some(v) = patch.secret {
+            // A replacement by hand ends any rotation overlap.
             sub.secret = resolve_secret(Some(&v))?;
+            sub.previous_secret = None;
         }
         if let Some(enabled) = patch.enabled {
             sub.enabled = enabled;
@@ -245,6 +248,39 @@ impl App {
             self.inner.wake.notify_one();
         }
         Ok(sub)
+    }
+
+    /// The subscription's signing secret (`whsec_...`).
+    pub async fn subscription_secret(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+    ) -> Result<String, AppError> {
+        Ok(self.get_subscription(tenant, id).await?.secret)
+    }
+
+    /// Replaces an API-managed subscription's secret with `key` (generated
+    /// when `None`) and returns it. Deliveries carry the old key's signature
+    /// too for `delivery.secret_rotation_overlap`; config-managed ones are a `Conflict`.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &Tenant,
+        id: &SubscriptionId,
+        key: Option<String>,
+    ) -> Result<String, AppError> {
+        let mut sub = self.editable(tenant, id).await?;
+        let new = resolve_secret(key.as_deref())?;
+        let now = self.now();
+        let old = std::mem::replace(&mut sub.secret, new.clone());
+        sub.previous_secret = Some(PreviousSecret {
+            key: old,
+            rotated_at: now,
+            until: now.saturating_add(self.config().delivery.secret_rotation_overlap),
+        });
+        sub.updated_at = now;
+        self.store().put_subscription(&sub).await?;
+        self.store().durable().await?;
+        Ok(new)
     }
 
     /// Removes an API-managed subscription and cancels its pending deliveries.
@@ -300,6 +336,7 @@ impl App {
                 created_at: current.map_or(now, |c| c.created_at),
                 updated_at: now,
                 consecutive_failures: 0,
+                previous_secret: None,
             };
             if let Some(c) = current {
                 if same_definition(c, &sub) {

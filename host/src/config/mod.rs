@@ -178,6 +178,8 @@ pub struct DeliveryConfig {
     /// PEM roots trusted in addition to the web PKI, for internal https
     /// receivers.
     pub extra_ca_file: Option<PathBuf>,
+    /// How long after a secret rotation deliveries carry the old key's signature too.
+    pub secret_rotation_overlap: Duration,
 }
 
 /// One `[plugins.NAME]` table.
@@ -378,6 +380,7 @@ impl Default for DeliveryConfig {
             max_in_flight_per_subscription: 64,
             disable_after_failures: 50,
             extra_ca_file: None,
+            secret_rotation_overlap: hours(24),
         }
     }
 }

@@ -55,6 +55,7 @@ const DELIVERY_KEYS: &[&str] = &[
     "max_in_flight_per_subscription",
     "disable_after_failures",
     "extra_ca_file",
+    "secret_rotation_overlap",
 ];
 const PLUGIN_KEYS: &[&str] = &["path", "timeout", "memory"];
 const SUBSCRIPTION_KEYS: &[&str] = &[
@@ -258,6 +259,9 @@ fn read_delivery(r: &mut Reader<'_>, s: &Section<'_, '_>, base_dir: &Path) -> De
             "extra_ca_file",
             |v| Ok(base_dir.join(non_empty_path(v)?)),
         ),
+        secret_rotation_overlap: r
+            .optional(s, "secret_rotation_overlap", duration)
+            .unwrap_or(defaults.secret_rotation_overlap),
     }
 }
 

@@ -143,6 +143,7 @@ fn the_contract_example_parses_to_its_values() {
             max_in_flight_per_subscription: 64,
             disable_after_failures: 50,
             extra_ca_file: None,
+            secret_rotation_overlap: h(24),
         }
     );
     let plugin: PluginName = "slack-threshold".parse().unwrap();

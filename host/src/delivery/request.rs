@@ -60,6 +60,20 @@ pub(crate) fn default_body(event: &Event) -> Vec<u8> {
     serde_json::to_vec(&body).expect("a JSON value serialises")
 }
 
+/// The keys an attempt at `now` is signed with: the current one, then the
+/// rotated-out one until its overlap ends.
+fn signing_secrets(sub: &Subscription, now: Timestamp) -> Result<Vec<Secret>, RequestError> {
+    let previous = sub
+        .previous_secret
+        .as_ref()
+        .filter(|p| now < p.until)
+        .map(|p| p.key.as_str());
+    std::iter::once(sub.secret.as_str())
+        .chain(previous)
+        .map(|s| Secret::parse(s).map_err(|e| RequestError::BadSecret(e.to_string())))
+        .collect()
+}
+
 /// Builds the signed request for one attempt made at `now`. `transformed` is
 /// the plugin's request, when the subscription has a plugin.
 pub fn build(
@@ -69,7 +83,7 @@ pub fn build(
     now: Timestamp,
 ) -> Result<OutgoingRequest, RequestError> {
     let url = url::Url::parse(&sub.url).map_err(|_| RequestError::BadUrl(sub.url.clone()))?;
-    let secret = Secret::parse(&sub.secret).map_err(|e| RequestError::BadSecret(e.to_string()))?;
+    let secrets = signing_secrets(sub, now)?;
     let (body, content_type) = match transformed {
         Some(p) => (
             p.body.clone(),
@@ -91,7 +105,7 @@ pub fn build(
         .map_err(|e| RequestError::BadContentType(e.to_string()))?;
     headers.insert(http::header::CONTENT_TYPE, content_type);
     let ts = now.as_secs();
-    let signature = hookshape_signing::sign(&secret, event.id.as_str(), ts, &body);
+    let signature = hookshape_signing::sign_all(&secrets, event.id.as_str(), ts, &body);
     let value =
         |s: &str| HeaderValue::from_str(s).expect("ids, digits and base64 are valid header values");
     headers.insert("webhook-id", value(event.id.as_str()));
@@ -139,6 +153,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             consecutive_failures: 0,
+            previous_secret: None,
         };
         (event, sub)
     }
@@ -170,6 +185,34 @@ mod tests {
         assert_eq!(body["tenant"], "acme");
         assert_eq!(body["timestamp"], "2025-11-23T12:13:20.000Z");
         assert_eq!(body["data"]["dashboard"]["name"], "Sales");
+    }
+
+    #[test]
+    fn a_rotated_out_key_signs_too_until_its_overlap_ends() {
+        let (event, mut sub) = fixture();
+        let old = Secret::generate();
+        sub.previous_secret = Some(crate::model::PreviousSecret {
+            key: old.to_whsec(),
+            rotated_at: Timestamp(1_000_000),
+            until: Timestamp(2_000_000),
+        });
+        let new = Secret::parse(&sub.secret).unwrap();
+        let signature = |now: Timestamp| {
+            let req = build(&event, &sub, None, now).unwrap();
+            let sig = req.headers["webhook-signature"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (sig, req.body)
+        };
+        let (within, body) = signature(Timestamp(1_999_999));
+        let sign = |k: &Secret| hookshape_signing::sign(k, event.id.as_str(), 1_999, &body);
+        assert_eq!(within, format!("{} {}", sign(&new), sign(&old)));
+        let (after, body) = signature(Timestamp(2_000_000));
+        assert_eq!(
+            after,
+            hookshape_signing::sign(&new, event.id.as_str(), 2_000, &body)
+        );
     }
 
     /// Reserved headers cannot reach here: a [`HeaderSet`] refuses them.

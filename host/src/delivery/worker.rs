@@ -11,6 +11,7 @@ use crate::clock::Timestamp;
 use crate::delivery::operational;
 use crate::delivery::policy::{self, Next, Verdict};
 use crate::delivery::request::{self, OutgoingRequest, RequestError};
+use crate::headers;
 use crate::http_client::{self, SendError};
 use crate::ids::AttemptId;
 use crate::model::{
@@ -331,12 +332,7 @@ pub fn conclude(
         Some(r) => (
             r.headers
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(k, v)| (k.as_str().to_owned(), headers::stored_value(k.as_str(), v)))
                 .collect(),
             Some(kept_body(&r.body)),
         ),
@@ -439,6 +435,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             consecutive_failures: 0,
+            previous_secret: None,
         };
         let delivery = Delivery {
             id: DeliveryId::generate(),
@@ -507,6 +504,35 @@ mod tests {
         assert_eq!(r.delivery.state, DeliveryState::Pending);
         assert_eq!(r.delivery.next_attempt_at, Some(Timestamp(6000)));
         assert!(r.subscription.is_none());
+    }
+
+    #[test]
+    fn stored_attempts_keep_header_names_but_not_credentials() {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer x"),
+            ("x-api-key", "abc"),
+            ("x-team", "data"),
+        ] {
+            headers.insert(http::HeaderName::from_static(k), v.parse().unwrap());
+        }
+        let mut e = executed(response(200, &[]));
+        e.request = Some(OutgoingRequest {
+            url: "https://example.com/".parse().unwrap(),
+            headers,
+            body: bytes::Bytes::from_static(b"{}"),
+        });
+        let r = conclude(
+            &job(),
+            e,
+            Start::at(Timestamp(0)),
+            Timestamp(0),
+            &settings(0),
+        );
+        let stored = &r.attempt.request_headers;
+        assert_eq!(stored["authorization"], "[redacted]");
+        assert_eq!(stored["x-api-key"], "[redacted]");
+        assert_eq!(stored["x-team"], "data");
     }
 
     #[test]

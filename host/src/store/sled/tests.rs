@@ -37,6 +37,7 @@ fn sub(id: &str, events: &[&str], ordered: bool) -> Subscription {
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
         consecutive_failures: 0,
+        previous_secret: None,
     }
 }
 

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -237,4 +238,68 @@ async fn past_max_connections_a_new_connection_waits_until_one_closes() {
     drop(first);
     let answer = read_until_closed(&mut third, PROMPT, "the waiting connection").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn input_caps_subscriptions_per_tenant_and_headers_answer_422_and_store_nothing() {
+    let config = ConfigBuilder::new().server("max_subscriptions_per_tenant", "2");
+    let server = Server::start(&config.build()).await;
+    let url = "http://127.0.0.1:9/hook";
+    for _ in 0..2 {
+        server
+            .create_subscription("acme", &serde_json::json!({"url": url, "events": ["*"]}))
+            .await;
+    }
+    let path = "/v1/tenants/acme/subscriptions";
+    let (status, body) = server
+        .post(
+            path,
+            ADMIN,
+            &serde_json::json!({"url": url, "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_subscriptions");
+    // Another tenant has its own allowance.
+    server
+        .create_subscription("other", &serde_json::json!({"url": url, "events": ["*"]}))
+        .await;
+
+    let headers = |n: usize, len: usize| -> serde_json::Value {
+        (0..n)
+            .map(|i| (format!("x-h{i}"), serde_json::Value::from("v".repeat(len))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    for (n, len, code) in [
+        (65, 1, "too_many_headers"),
+        (10_000, 1, "too_many_headers"),
+        (1, 9 << 10, "invalid_header"),
+    ] {
+        let (status, body) = server
+            .post(
+                "/v1/tenants/third/subscriptions",
+                ADMIN,
+                &serde_json::json!({"url": url, "events": ["*"], "headers": headers(n, len)}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{n} x {len}: {body}"
+        );
+        assert_eq!(body["error"]["code"], code, "{n} x {len}: {body}");
+    }
+    assert!(
+        server.subscription_ids("third").await.is_empty(),
+        "nothing stored"
+    );
+    assert_eq!(server.subscription_ids("acme").await.len(), 2);
+    // 64 headers of 8 KiB each are within the caps.
+    server
+        .create_subscription(
+            "third",
+            &serde_json::json!({"url": url, "events": ["*"], "headers": headers(64, 8 << 10)}),
+        )
+        .await;
 }

@@ -66,6 +66,9 @@ pub struct SubscriptionChanges {
 
 /// Longest accepted description.
 const MAX_DESCRIPTION: usize = 1024;
+/// The longest custom header value a subscription may set (8 KiB): a
+/// receiver's credential fits; a multi-kilobyte blob is not a header's job.
+const MAX_HEADER_VALUE: usize = 8 << 10;
 
 impl App {
     /// Checks a subscription's fields; the same rules for the API and the config.
@@ -84,6 +87,26 @@ impl App {
                 )
             },
         )?;
+        let max_headers = self.config().server.max_headers_per_subscription;
+        if sub.headers.len() > max_headers {
+            return Err(AppError::invalid(
+                "too_many_headers",
+                format!(
+                    "a subscription sets at most {max_headers} headers (server.max_headers_per_subscription); this one sets {}",
+                    sub.headers.len()
+                ),
+            ));
+        }
+        if let Some((name, _)) = sub
+            .headers
+            .to_http()
+            .find(|(_, value)| value.len() > MAX_HEADER_VALUE)
+        {
+            return Err(AppError::invalid(
+                "invalid_header",
+                format!("the value of header {name} is longer than {MAX_HEADER_VALUE} bytes"),
+            ));
+        }
         if sub.events.is_empty() || sub.events.iter().any(|e| e.trim().is_empty()) {
             return Err(AppError::invalid(
                 "invalid_request",
@@ -127,6 +150,15 @@ impl App {
         tenant: &Tenant,
         input: NewSubscription,
     ) -> Result<Subscription, AppError> {
+        let max = self.config().server.max_subscriptions_per_tenant;
+        if self.store().list_subscriptions(tenant).await?.len() >= max {
+            return Err(AppError::invalid(
+                "too_many_subscriptions",
+                format!(
+                    "tenant {tenant} has {max} subscriptions, the most allowed (server.max_subscriptions_per_tenant)"
+                ),
+            ));
+        }
         let now = self.now();
         let secret = resolve_secret(input.secret.as_deref())?;
         let sub = Subscription {

@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Larger event bodies are answered 413.
     pub max_event_bytes: usize,
+    /// Subscriptions one tenant may have; creating one more is 422.
+    pub max_subscriptions_per_tenant: usize,
+    /// Custom headers one subscription may set; more is 422.
+    pub max_headers_per_subscription: usize,
     /// How log lines are written.
     pub log_format: LogFormat,
     /// A client that has not sent a request's whole header this long after
@@ -329,6 +333,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_event_bytes: 1 << 20,
+            max_subscriptions_per_tenant: 10_000,
+            max_headers_per_subscription: 64,
             log_format: LogFormat::Human,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

@@ -37,6 +37,8 @@ const ROOT_KEYS: &[&str] = &[
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "max_event_bytes",
+    "max_subscriptions_per_tenant",
+    "max_headers_per_subscription",
     "log_format",
     "header_read_timeout",
     "request_timeout",
@@ -127,6 +129,16 @@ fn read_server(r: &mut Reader<'_>, s: &Section<'_, '_>) -> ServerConfig {
                 positive(size(v)?).and_then(to_usize)
             })
             .unwrap_or(defaults.max_event_bytes),
+        max_subscriptions_per_tenant: r
+            .optional(s, "max_subscriptions_per_tenant", |v| {
+                positive(unsigned(v)?).and_then(to_usize)
+            })
+            .unwrap_or(defaults.max_subscriptions_per_tenant),
+        max_headers_per_subscription: r
+            .optional(s, "max_headers_per_subscription", |v| {
+                unsigned(v).and_then(to_usize)
+            })
+            .unwrap_or(defaults.max_headers_per_subscription),
         log_format: r
             .optional(s, "log_format", log_format)
             .unwrap_or(defaults.log_format),

@@ -169,6 +169,33 @@ impl Subscription {
     }
 }
 
+#[cfg(test)]
+impl Subscription {
+    /// An enabled API subscription `id` of tenant `acme` to every event, with
+    /// no headers or plugin: the unit tests' fixture, changed with `..`.
+    pub(crate) fn for_tests(id: &str) -> Subscription {
+        Subscription {
+            id: id.parse().expect("a valid test subscription id"),
+            tenant: "acme".parse().expect("a valid tenant"),
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            description: None,
+            headers: Default::default(),
+            enabled: true,
+            disabled_reason: None,
+            ordered: false,
+            plugin: None,
+            plugin_config: serde_json::Value::Null,
+            secret: "whsec_x".into(),
+            managed_by: ManagedBy::Api,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            consecutive_failures: 0,
+            previous_secret: None,
+        }
+    }
+}
+
 /// `*` matches everything; a trailing `*` matches any suffix (`project.*`);
 /// anything else matches exactly. Operational events (`hookshape.*`) are
 /// matched only by their exact names, so a catch-all does not start

@@ -311,23 +311,8 @@ mod tests {
 
     fn subscription() -> Subscription {
         Subscription {
-            id: "s1".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            url: "https://example.com/hook".into(),
-            events: vec!["*".into()],
-            description: None,
             headers: HeaderSet::from_pairs([("X-Team", "data")]).unwrap(),
-            enabled: true,
-            disabled_reason: None,
-            ordered: false,
-            plugin: None,
-            plugin_config: serde_json::Value::Null,
-            secret: "whsec_x".into(),
-            managed_by: ManagedBy::Api,
-            created_at: Timestamp(0),
-            updated_at: Timestamp(0),
-            consecutive_failures: 0,
-            previous_secret: None,
+            ..Subscription::for_tests("s1")
         }
     }
 

@@ -123,7 +123,6 @@ mod tests {
     use super::*;
     use crate::headers::HeaderSet;
     use crate::ids::EventId;
-    use crate::model::ManagedBy;
     use std::time::Duration;
 
     fn fixture() -> (Event, Subscription) {
@@ -137,23 +136,9 @@ mod tests {
             payload: Payload::from_value(&serde_json::json!({"dashboard": {"name": "Sales"}})),
         };
         let sub = Subscription {
-            id: "s1".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            url: "https://example.com/hook".into(),
-            events: vec!["*".into()],
-            description: None,
             headers: HeaderSet::from_pairs([("X-Team", "data")]).unwrap(),
-            enabled: true,
-            disabled_reason: None,
-            ordered: false,
-            plugin: None,
-            plugin_config: serde_json::Value::Null,
             secret: Secret::generate().to_whsec(),
-            managed_by: ManagedBy::Api,
-            created_at: Timestamp(0),
-            updated_at: Timestamp(0),
-            consecutive_failures: 0,
-            previous_secret: None,
+            ..Subscription::for_tests("s1")
         };
         (event, sub)
     }

@@ -405,7 +405,6 @@ fn subscription_health(
 mod tests {
     use super::*;
     use crate::ids::{DeliveryId, EventId};
-    use crate::model::ManagedBy;
     use crate::services::Settings;
 
     fn job() -> Job {
@@ -419,23 +418,8 @@ mod tests {
             payload: crate::model::Payload::from_value(&serde_json::json!({})),
         };
         let subscription = Subscription {
-            id: "s".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
             url: "https://example.com/".into(),
-            events: vec!["*".into()],
-            description: None,
-            headers: Default::default(),
-            enabled: true,
-            disabled_reason: None,
-            ordered: false,
-            plugin: None,
-            plugin_config: serde_json::Value::Null,
-            secret: "whsec_x".into(),
-            managed_by: ManagedBy::Api,
-            created_at: Timestamp(0),
-            updated_at: Timestamp(0),
-            consecutive_failures: 0,
-            previous_secret: None,
+            ..Subscription::for_tests("s")
         };
         let delivery = Delivery {
             id: DeliveryId::generate(),

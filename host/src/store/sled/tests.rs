@@ -8,7 +8,7 @@ use super::queue::DueWork;
 use super::records::*;
 use super::subscriptions::CHANGE_CHUNK;
 use super::*;
-use crate::model::{AttemptOutcome, DeliveryState, ManagedBy};
+use crate::model::{AttemptOutcome, DeliveryState};
 use crate::store::{Claimed, Cutoffs, PluginRecord, Receipt, Release, Swept};
 
 fn nd(delivery: Delivery, ordered: bool) -> NewDelivery {
@@ -21,23 +21,10 @@ fn tenant() -> Tenant {
 
 fn sub(id: &str, events: &[&str], ordered: bool) -> Subscription {
     Subscription {
-        id: id.parse().unwrap(),
         tenant: tenant(),
-        url: "https://example.com/hook".into(),
         events: events.iter().map(|s| s.to_string()).collect(),
-        description: None,
-        headers: Default::default(),
-        enabled: true,
-        disabled_reason: None,
         ordered,
-        plugin: None,
-        plugin_config: serde_json::Value::Null,
-        secret: "whsec_x".into(),
-        managed_by: ManagedBy::Api,
-        created_at: Timestamp(0),
-        updated_at: Timestamp(0),
-        consecutive_failures: 0,
-        previous_secret: None,
+        ..Subscription::for_tests(id)
     }
 }
 

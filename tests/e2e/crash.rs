@@ -8,6 +8,11 @@
 //!
 //! CI runs [`DEFAULT_CYCLES`]; `HOOKSHAPE_CRASH_CYCLES=200` runs the long
 //! form (the README gives its figure), `HOOKSHAPE_CRASH_SEED` replays one.
+//!
+//! The disk-full form fills a store with a small `storage.max_size` from
+//! several clients until ingest answers `503 storage_full`, kills it while
+//! full, and checks that nothing acknowledged is lost and that ingest
+//! resumes by itself once retention has deleted what was delivered.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -232,5 +237,140 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_keeps_order() {
         ledger.posted.len(),
         ledger.acked.len(),
         all.len(),
+    );
+}
+
+/// Clients filling the store at once in the disk-full form.
+const FILLERS: usize = 4;
+/// The most events one filler posts before it must have been refused.
+const FILL_LIMIT: usize = 200;
+
+/// Posts an event whose payload carries `key` and `pad` bytes of padding;
+/// the answer's status and JSON body.
+async fn post_padded(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    base: &str,
+    key: &str,
+    pad: usize,
+) -> (StatusCode, serde_json::Value) {
+    let body = json!({"type": "full.test", "payload": {"key": key, "pad": "x".repeat(pad)}});
+    let request = hyper::Request::builder()
+        .method(Method::POST)
+        .uri(format!("{base}/v1/tenants/acme/events"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", ADMIN.unwrap()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a well-formed request");
+    let response = tokio::time::timeout(Duration::from_secs(15), client.request(request))
+        .await
+        .expect("an answer within 15 s")
+        .expect("the server answers");
+    let status = response.status();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn with_the_store_full_ingest_answers_503_loses_nothing_and_resumes_after_retention() {
+    let receiver = Receiver::start().await;
+    let config = ConfigBuilder::new().raw(
+        "[storage]\nmax_size = \"256KiB\"\n\n\
+         [retention]\nevents = \"2s\"\nattempts = \"2s\"\nsweep_interval = \"1s\"",
+    );
+    let mut server = Server::start(&config.build()).await;
+    server
+        .create_subscription(
+            "acme",
+            &json!({"url": receiver.url(), "events": ["full.test"]}),
+        )
+        .await;
+
+    // Fill: every client posts 8 KiB events until it is refused.
+    let mut fillers = Vec::new();
+    for c in 0..FILLERS {
+        let base = server.base_url();
+        fillers.push(tokio::spawn(async move {
+            let client = Client::builder(TokioExecutor::new()).build_http();
+            let mut acked = Vec::new();
+            for n in 0..FILL_LIMIT {
+                let key = format!("c{c}-{n}");
+                let (status, body) = post_padded(&client, &base, &key, 8 << 10).await;
+                match status {
+                    StatusCode::ACCEPTED => acked.push(key),
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        assert_eq!(body["error"]["code"], "storage_full", "{body}");
+                        return acked;
+                    }
+                    other => panic!("posting {key} answered {other}: {body}"),
+                }
+            }
+            panic!("{FILL_LIMIT} events of 8 KiB never filled a store of 256 KiB");
+        }));
+    }
+    let mut acked = HashSet::new();
+    for filler in fillers {
+        acked.extend(filler.await.expect("a filler task"));
+    }
+    assert!(
+        acked.len() >= 16,
+        "{} events fit before the store was full",
+        acked.len()
+    );
+
+    // A crash while full: the store opens again.
+    server.kill9();
+    server.restart().await;
+
+    // Retention deletes what was delivered; ingest resumes without help.
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let base = server.base_url();
+    let mut tries = 0;
+    let resumed = eventually(
+        Duration::from_secs(30),
+        "ingest to resume after retention",
+        || {
+            tries += 1;
+            let key = format!("after-{tries}");
+            let (client, base) = (&client, &base);
+            async move {
+                let (status, body) = post_padded(client, base, &key, 8 << 10).await;
+                match status {
+                    StatusCode::ACCEPTED => Some(key),
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        assert_eq!(body["error"]["code"], "storage_full", "{body}");
+                        None
+                    }
+                    other => panic!("posting {key} answered {other}: {body}"),
+                }
+            }
+        },
+    )
+    .await;
+    acked.insert(resumed);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("hookshape_retention_deleted_total{kind=\"event\"}")
+                && !l.ends_with(" 0")
+        ),
+        "retention deleted events:\n{metrics}"
+    );
+    assert_eq!(server.get("/readyz", None).await.0, StatusCode::OK);
+
+    eventually(
+        Duration::from_secs(30),
+        "every acknowledged event to be delivered",
+        || async {
+            let got: HashSet<String> = delivered_keys(&receiver).into_iter().collect();
+            acked.is_subset(&got).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "disk-full harness: {} events acknowledged before and after the store filled, all delivered",
+        acked.len()
     );
 }

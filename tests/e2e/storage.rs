@@ -126,17 +126,33 @@ async fn past_max_size_ingest_answers_503_storage_full_and_readyz_says_why_while
             .build(),
     )
     .await;
-    let reply = server
-        .request(
-            hyper::Method::POST,
-            "/v1/tenants/acme/events",
-            ADMIN,
-            Some((
-                "application/json",
-                br#"{"type": "project.published", "payload": {}}"#.to_vec(),
-            )),
-        )
-        .await;
+    // The store's size counts its records: a few events pass 1 KiB, and
+    // the limit is measured at most once a second.
+    let mut posted = 0;
+    let reply = eventually(Duration::from_secs(10), "ingest to be refused", || {
+        posted += 1;
+        let server = &server;
+        async move {
+            let reply = server
+                .request(
+                    hyper::Method::POST,
+                    "/v1/tenants/acme/events",
+                    ADMIN,
+                    Some((
+                        "application/json",
+                        br#"{"type": "project.published", "payload": {"pad": "0123456789abcdef"}}"#
+                            .to_vec(),
+                    )),
+                )
+                .await;
+            match reply.status {
+                StatusCode::ACCEPTED => None,
+                _ => Some(reply),
+            }
+        }
+    })
+    .await;
+    assert!(posted > 1, "an empty store is not over 1 KiB");
     assert_eq!(
         reply.status,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -14,6 +14,7 @@ use super::attempts::{StagedFinish, finish_in};
 use super::index::SubscriptionIndex;
 use super::journal::{Change, Journal, Slot};
 use super::sync::DiskSync;
+use super::usage;
 use crate::model::Subscription;
 use crate::store::{Receipt, Result, StoreError};
 
@@ -52,6 +53,8 @@ pub(super) struct Trees {
     pub(super) plugins: ::sled::Tree,
     pub(super) plugin_blobs: ::sled::Tree,
     pub(super) journal: Journal,
+    /// The store's own bookkeeping, written outside the journal (see [`super::usage`]).
+    pub(super) meta: ::sled::Tree,
 }
 
 impl Trees {
@@ -69,6 +72,7 @@ impl Trees {
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
             journal: Journal::new(db.open_tree("journal")?),
+            meta: db.open_tree("meta")?,
         })
     }
 
@@ -235,11 +239,13 @@ impl GroupCommit {
                 self.commit_batch(&writes, &finishes, &source_keys);
             }
             let journaled = self.trees.journal.applied();
-            let flushed = db.flush().map_err(StoreError::from).and_then(|_| {
-                disk.as_mut()
-                    .map_or(Ok(()), DiskSync::sync)
-                    .map_err(|e| StoreError::Backend(Box::new(e)))
-            });
+            let flushed = usage::save(&self.trees)
+                .and_then(|()| Ok(db.flush()?))
+                .and_then(|_| {
+                    disk.as_mut()
+                        .map_or(Ok(()), DiskSync::sync)
+                        .map_err(|e| StoreError::Backend(Box::new(e)))
+                });
             match flushed {
                 Ok(()) => {
                     // Before waking the waiters, so a caller of `durable`

@@ -25,7 +25,7 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::commit::Trees;
 use crate::store::{Result, StoreError};
@@ -47,7 +47,7 @@ pub(super) enum Slot {
 }
 
 impl Slot {
-    const ALL: [Slot; 11] = [
+    pub(super) const ALL: [Slot; 11] = [
         Slot::Subscriptions,
         Slot::Events,
         Slot::SourceIds,
@@ -130,6 +130,9 @@ pub(super) struct Journal {
     next: Mutex<u64>,
     /// Every record up to this one is applied.
     applied: AtomicU64,
+    /// The bytes of keys and values in the trees (see [`super::usage`]),
+    /// moved by every apply: sled hands back the value a write replaces.
+    live: AtomicI64,
 }
 
 impl Journal {
@@ -138,7 +141,18 @@ impl Journal {
             tree,
             next: Mutex::new(1),
             applied: AtomicU64::new(0),
+            live: AtomicI64::new(0),
         }
+    }
+
+    /// The bytes of keys and values in the trees, as of the last apply.
+    pub(super) fn live_bytes(&self) -> u64 {
+        self.live.load(Ordering::SeqCst).max(0) as u64
+    }
+
+    /// Sets the count [`Self::live_bytes`] moves from (at open).
+    pub(super) fn set_live_bytes(&self, bytes: u64) {
+        self.live.store(bytes as i64, Ordering::SeqCst);
     }
 
     /// Applies the records left by the last run, in order (see the module
@@ -148,7 +162,14 @@ impl Journal {
         for kv in self.tree.iter() {
             let (key, record) = kv?;
             let seq = record_number(&key)?;
-            apply(trees, &decode_ops(seq, &record)?)?;
+            let (live_before, ops) = decode_record(seq, &record)?;
+            // Exact as of this record, whatever the saved count missed
+            // (see [`super::usage`]).
+            if let Some(live) = live_before {
+                self.live.store(live as i64, Ordering::SeqCst);
+            }
+            let moved = apply(trees, &ops)?;
+            self.live.fetch_add(moved, Ordering::SeqCst);
             tracing::info!(record = seq, "applied a change left in the journal");
             *next = seq + 1;
             self.applied.store(seq, Ordering::SeqCst);
@@ -170,12 +191,15 @@ impl Journal {
             return Ok(out);
         }
         let seq = *next;
-        self.tree
-            .insert(seq.to_be_bytes(), encode_ops(&change.ops))?;
+        self.tree.insert(
+            seq.to_be_bytes(),
+            encode_record(self.live_bytes(), &change.ops),
+        )?;
         *next += 1;
-        if let Err(e) = apply(trees, &change.ops) {
-            stop_after_failed_apply(seq, &e);
-        }
+        match apply(trees, &change.ops) {
+            Ok(moved) => self.live.fetch_add(moved, Ordering::SeqCst),
+            Err(e) => stop_after_failed_apply(seq, &e),
+        };
         self.applied.store(seq, Ordering::SeqCst);
         Ok(out)
     }
@@ -191,8 +215,10 @@ impl Journal {
         let mut next = self.next.lock();
         let mut change = Change::new(trees);
         build(&mut change);
-        self.tree
-            .insert(next.to_be_bytes(), encode_ops(&change.ops))?;
+        self.tree.insert(
+            next.to_be_bytes(),
+            encode_record(self.live_bytes(), &change.ops),
+        )?;
         *next += 1;
         Ok(())
     }
@@ -237,14 +263,24 @@ fn stop_after_failed_apply(seq: u64, e: &StoreError) -> ! {
 /// The exit code of [`stop_after_failed_apply`] (`EX_IOERR`).
 const EXIT_FAILED_APPLY: i32 = 74;
 
-fn apply(trees: &Trees, ops: &[Op]) -> Result<()> {
+/// Makes the writes; returns how many bytes of keys and values they added
+/// (negative when they freed more than they added).
+fn apply(trees: &Trees, ops: &[Op]) -> Result<i64> {
+    let size = |key: &[u8], value: Option<&[u8]>| value.map_or(0, |v| (key.len() + v.len()) as i64);
+    let mut moved = 0;
     for op in ops {
         match op {
-            Op::Insert(slot, key, value) => trees.tree(*slot).insert(key, value.clone())?,
-            Op::Remove(slot, key) => trees.tree(*slot).remove(key)?,
-        };
+            Op::Insert(slot, key, value) => {
+                let old = trees.tree(*slot).insert(key, value.clone())?;
+                moved += size(key, Some(value)) - size(key, old.as_deref());
+            }
+            Op::Remove(slot, key) => {
+                let old = trees.tree(*slot).remove(key)?;
+                moved -= size(key, old.as_deref());
+            }
+        }
     }
-    Ok(())
+    Ok(moved)
 }
 
 fn record_number(key: &[u8]) -> Result<u64> {
@@ -253,9 +289,32 @@ fn record_number(key: &[u8]) -> Result<u64> {
         .map_err(|_| StoreError::Journal(format!("record key {key:?} is not a number")))
 }
 
-/// A record: per op, the slot, 1 (insert) or 0 (remove), the key's length
-/// (u32, little-endian) and the key, then for an insert the value's length
-/// and the value.
+/// A record: the store's size before the change (8 bytes, length-prefixed
+/// like every part; records from before it was kept start with an op),
+/// then the ops ([`encode_ops`]).
+fn encode_record(live_before: u64, ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12);
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&live_before.to_le_bytes());
+    out.extend_from_slice(&encode_ops(ops));
+    out
+}
+
+/// Reads what [`encode_record`] wrote.
+fn decode_record(seq: u64, record: &[u8]) -> Result<(Option<u64>, Vec<Op>)> {
+    let mut r = Reader(record);
+    match r.bytes() {
+        Some(header) if header.len() == 8 => {
+            let live = u64::from_le_bytes(header.try_into().expect("8 bytes"));
+            Ok((Some(live), decode_ops(seq, r.0)?))
+        }
+        _ => Ok((None, decode_ops(seq, record)?)),
+    }
+}
+
+/// Per op, the slot, 1 (insert) or 0 (remove), the key's length (u32,
+/// little-endian) and the key, then for an insert the value's length and
+/// the value.
 fn encode_ops(ops: &[Op]) -> Vec<u8> {
     let size = ops
         .iter()
@@ -337,6 +396,16 @@ mod tests {
         ];
         assert_eq!(decode_ops(1, &encode_ops(&ops)).unwrap(), ops);
         assert_eq!(decode_ops(2, &[]).unwrap(), []);
+        assert_eq!(
+            decode_record(3, &encode_record(12_345, &ops)).unwrap(),
+            (Some(12_345), ops)
+        );
+        let old = encode_ops(&[Op::Remove(Slot::Queue, vec![1])]);
+        assert_eq!(
+            decode_record(4, &old).unwrap(),
+            (None, vec![Op::Remove(Slot::Queue, vec![1])]),
+            "a record from before the size was kept"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `plugins` | `name` | JSON [`PluginRecord`] |
 //! | `plugin_blobs` | `sha256 hex` | the component bytes |
 //! | `journal` | record number (u64 big-endian) | a change whose writes a flush has not yet covered (see [`journal`]) |
+//! | `meta` | `live_bytes` | the store's size as `storage.max_size` counts it (see [`usage`]) |
 //!
 //! Every change (ingest, finishing an attempt, cancelling, a subscription
 //! written) goes through the [`journal`]: atomic across the trees it
@@ -84,6 +85,7 @@ mod subscriptions;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use commit::{Flusher, Trees};
 use index::SubscriptionIndex;
@@ -170,6 +172,7 @@ impl SledStore {
     pub fn open(path: &Path, options: &Options) -> Result<Self> {
         let db = open_db(path)?;
         let trees = Arc::new(Trees::open(&db)?);
+        usage::load(&trees)?;
         trees.journal.replay(&trees)?;
         let disk = match options.sync {
             Durability::Full => {
@@ -183,7 +186,7 @@ impl SledStore {
             index: index.clone(),
             ordered: Mutex::new(()),
             claims: Mutex::new(Claims::default()),
-            space: Space::new(db.clone(), path, options),
+            space: Space::new(trees.clone(), path, options),
             sweep: Mutex::new(SweepCursor::default()),
             commit: Flusher::start(db, trees, index, disk),
         };

@@ -919,3 +919,48 @@ async fn one_subscription_gets_at_most_its_share_of_claims_and_the_rest_follow_r
         [slow_ds[1].id.clone()]
     );
 }
+
+#[tokio::test]
+async fn the_store_size_follows_writes_and_deletes_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    let live = |store: &SledStore| store.inner.trees.journal.live_bytes();
+    let recount = |store: &SledStore| super::usage::count(&store.inner.trees).unwrap();
+    assert_eq!(live(&store), 0, "a new store holds nothing");
+    let s = sub("s", &["*"], false);
+    store.put_subscription(&s).unwrap();
+    let big = Event {
+        payload: crate::model::Payload::from_value(&serde_json::json!({"xml": "x".repeat(50_000)})),
+        ..event(None)
+    };
+    let d = delivery(&big, &s, 100);
+    store.ingest(&big, &[nd(d.clone(), false)]).unwrap();
+    store.durable().await.unwrap();
+    finish(&store, &d, DeliveryState::Delivered, false, 100);
+    let full = live(&store);
+    assert!(full > 50_000, "{full}");
+    assert_eq!(full, recount(&store), "the count is exact while running");
+
+    let cutoffs = Cutoffs {
+        events_before: Timestamp(2000),
+        attempts_before: Timestamp(u64::MAX),
+    };
+    while !store.sweep(&cutoffs, 100).unwrap().done {}
+    let swept = live(&store);
+    assert!(
+        swept < 5_000,
+        "the sweep freed the event: {swept} of {full}"
+    );
+    assert_eq!(swept, recount(&store));
+    store.durable().await.unwrap();
+    drop(store);
+
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(live(&store), swept, "the saved count is read back");
+    // A store without a saved count (written before it existed) is counted.
+    store.inner.trees.meta.clear().unwrap();
+    store.inner.trees.meta.flush().unwrap();
+    drop(store);
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(live(&store), swept);
+}

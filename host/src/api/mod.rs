@@ -11,6 +11,7 @@
 
 mod attempts;
 mod connection;
+mod console;
 pub mod error;
 mod events;
 pub mod extract;
@@ -71,7 +72,8 @@ pub fn router(app: App) -> Router {
         .merge(with_body_limit(events::router(), max_event_bytes))
         .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
-        .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT));
+        .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT))
+        .merge(console::router());
     with_json_fallbacks(routes)
         .layer(axum::middleware::from_fn(connection::close_if_body_unread))
         .layer(axum::middleware::from_fn_with_state(

@@ -25,9 +25,9 @@ export class ApiError extends Error {
 }
 
 /** Calls the API. `json` is sent as a JSON body, `body` as is (with
- * `contentType`). Resolves to the parsed answer (null for 204), or rejects
- * with an ApiError carrying the API's message. */
-export async function api(method, path, { json, body, contentType } = {}) {
+ * `contentType`). Resolves to the parsed answer (null for 204; its text
+ * with `text: true`), or rejects with an ApiError carrying the API's message. */
+export async function api(method, path, { json, body, contentType, text: asText } = {}) {
   const headers = { Authorization: `Bearer ${session.token() || ''}` };
   if (json !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -43,6 +43,7 @@ export async function api(method, path, { json, body, contentType } = {}) {
   }
   if (response.status === 204) return null;
   const text = await response.text();
+  if (response.ok && asText) return text;
   let value = null;
   try {
     value = text ? JSON.parse(text) : null;

@@ -2,6 +2,8 @@
 // reasons) is hostile input: it becomes a text node or an attribute value,
 // never markup. Nothing in the console uses innerHTML.
 
+import { reindent } from './json_text.js';
+
 /** Builds an element. `attrs`: `class`, `on<event>` handlers, `value` /
  * `checked` / `disabled` / `hidden` as properties, anything else as an
  * attribute (null/false leave it out). Children: nodes, strings (as text),
@@ -78,14 +80,10 @@ export function pre(text, label) {
   return h('pre', { class: 'body', tabindex: '0', 'aria-label': label }, prettyBody(text));
 }
 
-/** JSON text pretty-printed; anything else unchanged. */
+/** JSON text re-indented (every token as sent); anything else unchanged. */
 export function prettyBody(text) {
   if (text === null || text === undefined) return '';
-  try {
-    return JSON.stringify(JSON.parse(text), null, 2);
-  } catch {
-    return String(text);
-  }
+  return reindent(String(text));
 }
 
 /** An RFC 3339 time as `YYYY-MM-DD HH:MM:SS UTC`, in a <time> element. */

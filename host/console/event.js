@@ -3,11 +3,13 @@
 
 import { api, tenantPath } from './api.js';
 import { h, fill, table, details, badge, time, messages } from './dom.js';
+import { memberText, reindent } from './json_text.js';
 
-/** The payload as the person should read it. */
-export function payloadText(event) {
+/** The payload as the person should read it: a JSON payload re-indented
+ * from the answer's own text (digits as sent), any other document as text. */
+function payloadText(event, answerText) {
   if (typeof event.payload === 'string' && !/json/i.test(event.content_type)) return event.payload;
-  return JSON.stringify(event.payload, null, 2);
+  return reindent(memberText(answerText, 'payload') ?? JSON.stringify(event.payload));
 }
 
 export async function eventPage(root, tenant, id) {
@@ -18,8 +20,10 @@ export async function eventPage(root, tenant, id) {
       ' / ', id),
     h('h1', null, `Event ${id}`), notes.el);
   let event;
+  let answerText;
   try {
-    event = await api('GET', tenantPath(tenant, 'events', id));
+    answerText = await api('GET', tenantPath(tenant, 'events', id), { text: true });
+    event = JSON.parse(answerText);
   } catch (err) {
     notes.show(err);
     return;
@@ -41,5 +45,5 @@ export async function eventPage(root, tenant, id) {
           badge(d.state), String(d.attempts), d.next_attempt_at ? time(d.next_attempt_at) : '—',
         ])),
     h('h2', null, 'Payload'),
-    h('pre', { class: 'body', tabindex: '0', 'aria-label': 'Payload' }, payloadText(event)));
+    h('pre', { class: 'body', tabindex: '0', 'aria-label': 'Payload' }, payloadText(event, answerText)));
 }

@@ -34,7 +34,8 @@ export async function subscriptionPage(root, tenant, id) {
       ['Ordered', sub.ordered ? 'yes' : 'no'],
       ['Plugin', sub.plugin || 'none'],
       ['Plugin config', sub.plugin_config === null ? null : pre(JSON.stringify(sub.plugin_config), 'Plugin config')],
-      ['Headers', Object.keys(sub.headers).length ? pre(JSON.stringify(sub.headers), 'Headers') : 'none'],
+      ['Headers', Object.keys(sub.headers).length === 0 ? 'none'
+        : h('ul', { class: 'plain' }, Object.entries(sub.headers).map(([k, v]) => h('li', null, h('code', null, k), ': ', v)))],
       ['Managed by', sub.managed_by],
       ['Created', time(sub.created_at)],
       ['Updated', time(sub.updated_at)],

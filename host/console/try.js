@@ -78,7 +78,7 @@ function showResult(box, answer) {
       ['Content type', request ? request.content_type : null],
     ]),
     request ? [
-      h('h3', null, 'Headers it would add'),
+      h('h3', null, 'Headers it would send'),
       headerRows.length ? table('Headers', ['Header', 'Value'], headerRows) : h('p', { class: 'muted' }, 'None.'),
       h('h3', null, 'Body it would send'),
       pre(request.body, 'Body it would send'),

@@ -45,6 +45,7 @@ const ASSETS: &[Asset] = &[
     asset!("app.js", JS),
     asset!("dom.js", JS),
     asset!("event.js", JS),
+    asset!("json_text.js", JS),
     asset!("plugins.js", JS),
     asset!("subscription.js", JS),
     asset!("subscription_form.js", JS),

@@ -68,9 +68,10 @@ export function table(caption, headers, rows) {
       h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell) => h('td', null, cell)))))));
 }
 
-/** A description list from [term, value] pairs (null values are left out). */
-export function details(pairs) {
-  return h('dl', { class: 'details' },
+/** A description list from [term, value] pairs (null values are left out);
+ * `wide`: two pairs a row on a wide screen. */
+export function details(pairs, wide) {
+  return h('dl', { class: wide ? 'details wide' : 'details' },
     pairs.filter(([, value]) => value !== null && value !== undefined)
       .map(([term, value]) => [h('dt', null, term), h('dd', null, value)]));
 }

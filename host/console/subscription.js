@@ -39,7 +39,7 @@ export async function subscriptionPage(root, tenant, id) {
       ['Managed by', sub.managed_by],
       ['Created', time(sub.created_at)],
       ['Updated', time(sub.updated_at)],
-    ]));
+    ], true));
     const sid = encodeURIComponent(id);
     const managed = sub.managed_by === 'config';
     const toggle = h('button', { type: 'button', disabled: managed }, sub.enabled ? 'Disable' : 'Enable');

@@ -9,6 +9,7 @@
 
 mod bridges;
 mod cli;
+mod console;
 mod core;
 mod crash;
 mod faults;

@@ -11,6 +11,7 @@ mod bridges;
 mod cli;
 mod core;
 mod crash;
+mod dry_run;
 mod faults;
 mod harness;
 mod hostile;

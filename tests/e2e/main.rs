@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod core;
 mod crash;
+mod dry_run;
 mod faults;
 mod harness;
 mod hostile;

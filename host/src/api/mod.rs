@@ -12,6 +12,7 @@
 mod attempts;
 mod connection;
 mod console;
+mod dry_run;
 pub mod error;
 mod events;
 pub mod extract;
@@ -71,6 +72,7 @@ pub fn router(app: App) -> Router {
         .merge(health::router())
         .merge(with_body_limit(events::router(), max_event_bytes))
         .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
+        .merge(with_body_limit(dry_run::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT))
         .merge(console::router());

@@ -125,6 +125,7 @@ function attempts(tenant, id, box, opened, notes) {
   const newer = h('button', { type: 'button' }, 'Newer');
   const older = h('button', { type: 'button' }, 'Older');
   const refresh = h('button', { type: 'button' }, 'Refresh');
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Attempt pages', hidden: true }, newer, older);
   const load = async () => {
     const query = new URLSearchParams({ limit: String(ATTEMPTS_PAGE) });
     if (cursors[page]) query.set('before', cursors[page]);
@@ -133,6 +134,7 @@ function attempts(tenant, id, box, opened, notes) {
       cursors[page + 1] = next;
       newer.disabled = page === 0;
       older.disabled = !next;
+      pager.hidden = page === 0 && !next;
       fill(list, data.length === 0 ? h('p', { class: 'muted' }, 'No attempts yet.')
         : table('Attempts, newest first', ['Time', 'Outcome', 'Status', 'Duration', 'Try', 'Event', ''],
           data.map((a) => [
@@ -150,8 +152,7 @@ function attempts(tenant, id, box, opened, notes) {
   older.addEventListener('click', () => busy(older, () => { page += 1; return load(); }));
   refresh.addEventListener('click', () => busy(refresh, load));
   fill(box, h('h2', { id: 'attempts-h' }, 'Attempts'),
-    h('div', { class: 'actions' }, refresh), list,
-    h('nav', { class: 'pager', 'aria-label': 'Attempt pages' }, newer, older));
+    h('div', { class: 'actions' }, refresh), list, pager);
   load();
 }
 

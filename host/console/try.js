@@ -20,7 +20,14 @@ export async function tryPage(root, tenant, id) {
 
   const stored = h('input', { type: 'radio', name: 'source', value: 'stored', id: 'src-stored', checked: true });
   const pasted = h('input', { type: 'radio', name: 'source', value: 'pasted', id: 'src-pasted' });
-  const eventId = h('input', { type: 'text', name: 'event_id', placeholder: 'evt_…', spellcheck: 'false' });
+  const eventId = h('input', { type: 'text', name: 'event_id', placeholder: 'evt_…', spellcheck: 'false',
+    list: 'recent-events' });
+  // The events this subscription saw lately, to pick from.
+  const recent = h('datalist', { id: 'recent-events' });
+  api('GET', `${tenantPath(tenant, 'subscriptions', id, 'attempts')}?limit=50`).then(({ data }) => {
+    const seen = new Map(data.map((a) => [a.event_id, a.event_type]));
+    fill(recent, [...seen].map(([event, type]) => h('option', { value: event }, type)));
+  }, () => {});
   const eventJson = h('textarea', { name: 'event', rows: 8, spellcheck: 'false',
     placeholder: '{"type": "report_run_completed", "payload": {...}}' });
   const sync = () => {
@@ -34,7 +41,8 @@ export async function tryPage(root, tenant, id) {
   const form = h('form', { class: 'card' },
     h('fieldset', null, h('legend', null, 'Event'),
       h('div', { class: 'field check' }, stored, h('label', { for: 'src-stored' }, 'A stored event')),
-      field('Event id', eventId),
+      field('Event id', eventId, 'A stored event of this tenant; the list offers those this subscription saw lately.'),
+      recent,
       h('div', { class: 'field check' }, pasted, h('label', { for: 'src-pasted' }, 'Paste an event')),
       field('Event JSON, as posted to /events', eventJson)),
     run);
@@ -69,8 +77,9 @@ export async function tryPage(root, tenant, id) {
 function showResult(box, answer) {
   const request = answer.request;
   const headerRows = request ? Object.entries(request.headers || {}).map(([k, v]) => [h('code', null, k), v]) : [];
+  const heading = h('h2', { tabindex: '-1' }, 'Result');
   fill(box,
-    h('h2', null, 'Result'),
+    heading,
     details([
       ['Outcome', h('span', { 'data-outcome': answer.outcome }, badge(answer.outcome))],
       ['Reason', answer.reason],
@@ -85,4 +94,6 @@ function showResult(box, answer) {
     ] : null,
     h('h3', null, 'Plugin logs'),
     logList(answer.plugin_logs));
+  heading.focus();
+  heading.scrollIntoView({ block: 'start' });
 }

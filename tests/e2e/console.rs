@@ -43,6 +43,9 @@ const CHROMIUM_FLAGS: &[&str] = &[
 
 const TENANT: &str = "analyst-studio";
 
+/// The rows of a subscription page's attempts table.
+const ATTEMPT_ROWS: &str = "section[aria-labelledby='attempts-h'] tbody tr";
+
 /// chromedriver on a free loopback port, with a session to a fresh
 /// Chromium profile; the driver is killed on drop.
 struct Browser {
@@ -163,6 +166,14 @@ impl Browser {
         input.send_keys(text).await.expect("typing");
     }
 
+    /// How many rows the attempts table of a subscription page has.
+    async fn rows(&self) -> usize {
+        self.client
+            .find_all(Locator::Css(ATTEMPT_ROWS))
+            .await
+            .map_or(0, |rows| rows.len())
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("saving a screenshot");
@@ -265,7 +276,7 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
         browser.button("Refresh").await;
         let rows = browser
             .client
-            .find_all(Locator::Css("tbody tr"))
+            .find_all(Locator::Css(ATTEMPT_ROWS))
             .await
             .ok()?;
         let mut texts = Vec::new();
@@ -299,12 +310,7 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
     assert_eq!(got[2].webhook_id(), event_id, "the resend");
     eventually(UI_DEADLINE, "both attempts listed", || async {
         browser.button("Refresh").await;
-        let rows = browser
-            .client
-            .find_all(Locator::Css("tbody tr"))
-            .await
-            .ok()?;
-        (rows.len() >= 2).then_some(())
+        (browser.rows().await == 2).then_some(())
     })
     .await;
     // The README's picture (docs/console.png): the page from its top, tall
@@ -325,6 +331,37 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
         .set_window_size(1280, 900)
         .await
         .expect("resizing");
+
+    // Past one page (20) of attempts: Older and Newer page with the API's cursor.
+    for n in 0..20 {
+        server
+            .publish(
+                TENANT,
+                &json!({"type": "report_run_completed", "payload": {"n": n}}),
+            )
+            .await;
+    }
+    eventually(UI_DEADLINE, "a second page of attempts", || async {
+        browser.button("Refresh").await;
+        let older = browser
+            .client
+            .find(Locator::XPath("//button[normalize-space()='Older']"))
+            .await
+            .ok()?;
+        (older.is_displayed().await.ok()? && older.is_enabled().await.ok()?).then_some(())
+    })
+    .await;
+    assert_eq!(browser.rows().await, 20);
+    browser.button("Older").await;
+    eventually(UI_DEADLINE, "the older page", || async {
+        (browser.rows().await == 2).then_some(())
+    })
+    .await;
+    browser.button("Newer").await;
+    eventually(UI_DEADLINE, "the newest page again", || async {
+        (browser.rows().await == 20).then_some(())
+    })
+    .await;
 
     // The event: its payload pretty-printed and its delivery.
     browser

@@ -59,13 +59,15 @@ export function checkbox(label, attrs) {
 }
 
 /** A table with a header row; `rows` are arrays of cells (nodes or text).
- * Wrapped so it scrolls sideways on a narrow screen. */
+ * On a narrow screen each row becomes a card, its cells labelled with
+ * their column's name (`data-label`, from the fixed headers). */
 export function table(caption, headers, rows) {
   return h('div', { class: 'table-wrap' },
     h('table', null,
       h('caption', null, caption),
       h('thead', null, h('tr', null, headers.map((name) => h('th', { scope: 'col' }, name)))),
-      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell) => h('td', null, cell)))))));
+      h('tbody', null, rows.map((cells) => h('tr', null,
+        cells.map((cell, i) => h('td', { 'data-label': headers[i] }, cell)))))));
 }
 
 /** A description list from [term, value] pairs (null values are left out);

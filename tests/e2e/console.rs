@@ -380,6 +380,42 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
     browser.wait_text(".details dd", "by hand").await;
     assert_eq!(server.subscription(TENANT, &sub_id).await["enabled"], false);
 
+    // The secret on demand, then rotated after a confirmation.
+    let (_, secret) = server
+        .get(
+            &format!("/v1/tenants/{TENANT}/subscriptions/{sub_id}/secret"),
+            ADMIN,
+        )
+        .await;
+    let old_key = secret["key"].as_str().unwrap();
+    browser.button("Show secret").await;
+    browser.wait_text("code.secret", old_key).await;
+    browser.button("Rotate secret").await;
+    browser.click("//dialog//button[@data-confirm]").await;
+    browser.wait_text("p.ok", "Secret rotated").await;
+    let (_, secret) = server
+        .get(
+            &format!("/v1/tenants/{TENANT}/subscriptions/{sub_id}/secret"),
+            ADMIN,
+        )
+        .await;
+    let new_key = secret["key"].as_str().unwrap();
+    assert_ne!(new_key, old_key);
+    browser.wait_text("code.secret", new_key).await;
+
+    // Edited: the form starts from the stored values.
+    browser.click("//a[normalize-space()='Edit']").await;
+    browser.wait_text("h1", &format!("Edit {sub_id}")).await;
+    browser.fill("Description", "edited in the console").await;
+    browser.button("Save").await;
+    browser
+        .wait_text(".details dd", "edited in the console")
+        .await;
+    let stored = server.subscription(TENANT, &sub_id).await;
+    assert_eq!(stored["description"], "edited in the console");
+    assert_eq!(stored["headers"], json!({"X-Team": "data"}));
+    assert_eq!(stored["enabled"], false);
+
     // The slack-threshold plugin tried on the stored report event: its
     // revenue (128450.5) is below the threshold, so the plugin skips.
     let threshold = server
@@ -408,6 +444,25 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
         .wait_text(".details dd", "128450.5 is not > 200000")
         .await;
     browser.screenshot("try-plugin").await;
+
+    // Deleted from the tenant's list after a confirmation.
+    browser.goto(&format!("{ui}#/t/{TENANT}")).await;
+    browser
+        .click(&format!(
+            "//tr[.//a[normalize-space()={threshold_id:?}]]//button[normalize-space()='Delete']"
+        ))
+        .await;
+    browser.click("//dialog//button[@data-confirm]").await;
+    browser
+        .wait_text("p.ok", &format!("{threshold_id} deleted"))
+        .await;
+    let (status, _) = server
+        .get(
+            &format!("/v1/tenants/{TENANT}/subscriptions/{threshold_id}"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(status, 404);
 
     // A hostile payload is shown as text, no element made from it; its
     // numbers as the source wrote them.

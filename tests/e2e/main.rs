@@ -18,5 +18,6 @@ mod hostile;
 mod limits;
 mod operational;
 mod plugins;
+mod recover;
 mod secrets;
 mod storage;

@@ -19,5 +19,6 @@ mod hostile;
 mod limits;
 mod operational;
 mod plugins;
+mod recover;
 mod secrets;
 mod storage;

@@ -4,9 +4,10 @@
 //! state, matching, storing, durability, waking the dispatcher) happens
 //! here, so the API stays thin and the rules live in one place. Subscription
 //! use cases and the config reconciliation are in [`subscriptions`], dry
-//! runs in [`dry_run`].
+//! runs in [`dry_run`], recovering after an outage in [`recover`].
 
 pub mod dry_run;
+mod recover;
 pub mod retention;
 mod subscriptions;
 

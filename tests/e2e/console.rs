@@ -18,7 +18,7 @@ use hookshape::plugin::testing::build_plugin;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN, BINARY, ConfigBuilder, Receiver, Server, eventually, sample};
+use crate::harness::{ADMIN, Answer, BINARY, ConfigBuilder, Receiver, Server, eventually, sample};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -362,6 +362,40 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
         (browser.rows().await == 20).then_some(())
     })
     .await;
+
+    // Recover: a delivery the receiver refused (400, final at once) is sent
+    // again from the subscription page once the receiver is back.
+    receiver.push(Answer::status(400));
+    let before = receiver.count();
+    let refused = server
+        .publish(
+            TENANT,
+            &json!({"type": "report_run_completed", "payload": {"n": "refused"}}),
+        )
+        .await;
+    let refused_id = refused["id"].as_str().unwrap();
+    let settled = server.settled_event(TENANT, refused_id, UI_DEADLINE).await;
+    assert_eq!(settled["deliveries"][0]["state"], "failed", "{settled}");
+    browser
+        .click("//summary[normalize-space()='Recover after an outage']")
+        .await;
+    // A datetime-local field takes typing segment by segment; set it as a person's picker would.
+    browser
+        .client
+        .execute(
+            "document.querySelector('input[name=since]').value = \
+             new Date(Date.now() - 3600e3).toISOString().slice(0, 19)",
+            vec![],
+        )
+        .await
+        .expect("setting the time");
+    browser.button("Recover").await;
+    browser
+        .wait_text("p.ok", "Recover: 1 failed delivery sent again")
+        .await;
+    let got = receiver.wait_for(before + 2, UI_DEADLINE).await;
+    assert_eq!(got[before + 1].webhook_id(), refused_id);
+    assert!(got[before + 1].succeeded());
 
     // The event: its payload pretty-printed and its delivery.
     browser

@@ -9,6 +9,7 @@
 //! it fails.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -39,6 +40,8 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
 ];
 
 const TENANT: &str = "analyst-studio";
@@ -47,7 +50,9 @@ const TENANT: &str = "analyst-studio";
 const ATTEMPT_ROWS: &str = "section[aria-labelledby='attempts-h'] tbody tr";
 
 /// chromedriver on a free loopback port, with a session to a fresh
-/// Chromium profile; the driver is killed on drop.
+/// Chromium profile. chromedriver runs in a process group of its own, with
+/// the browser it starts: dropping this kills the whole group, so a failed
+/// test leaves no browser behind.
 struct Browser {
     client: Client,
     driver: Child,
@@ -57,7 +62,8 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
@@ -70,6 +76,7 @@ impl Browser {
             .port();
         let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -109,6 +116,15 @@ impl Browser {
             _profile: profile,
             shots,
         }
+    }
+
+    /// Ends the session: chromedriver quits the browser.
+    async fn quit(self) {
+        self.client
+            .clone()
+            .close()
+            .await
+            .expect("closing the browser");
     }
 
     async fn goto(&self, url: &str) {
@@ -568,4 +584,5 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
         browser.assert_fits(name).await;
         browser.screenshot(name).await;
     }
+    browser.quit().await;
 }

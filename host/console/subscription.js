@@ -141,8 +141,8 @@ function attempts(tenant, id, box, opened, notes) {
             time(a.created_at), badge(a.outcome), a.status_code === null ? '—' : String(a.status_code),
             `${a.duration_ms} ms`, String(a.attempt),
             h('a', { href: `#/t/${encodeURIComponent(tenant)}/e/${encodeURIComponent(a.event_id)}` }, a.event_type),
-            h('button', { type: 'button', 'data-attempt': a.id, onclick: () => openAttempt(tenant, a, opened, load) },
-              'Open'),
+            h('button', { type: 'button', 'aria-label': `Open attempt ${a.id}`,
+              onclick: () => openAttempt(tenant, a, opened, load) }, 'Open'),
           ])));
     } catch (err) {
       notes.show(err);

@@ -74,7 +74,8 @@ export async function tenantPage(root, tenant) {
         slice.map((sub) => row(sub)))));
   };
   const row = (sub) => {
-    const toggle = h('button', { type: 'button' }, sub.enabled ? 'Disable' : 'Enable');
+    const toggle = h('button', { type: 'button', 'aria-label': `${sub.enabled ? 'Disable' : 'Enable'} ${sub.id}` },
+      sub.enabled ? 'Disable' : 'Enable');
     toggle.addEventListener('click', () => busy(toggle, async () => {
       try {
         const updated = await setEnabled(tenant, sub, !sub.enabled);
@@ -84,7 +85,7 @@ export async function tenantPage(root, tenant) {
         notes.show(err);
       }
     }));
-    const remove = h('button', { type: 'button', class: 'danger' }, 'Delete');
+    const remove = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${sub.id}` }, 'Delete');
     remove.addEventListener('click', () => busy(remove, async () => {
       try {
         if (await deleteWithConfirm(tenant, sub)) {

@@ -21,8 +21,10 @@ export async function tenantsPage(root) {
     const { data } = await api('GET', '/v1/tenants');
     fill(list, data.length === 0
       ? h('p', null, 'No tenant has subscriptions yet. Open one by name below.')
-      : paged(data, PAGE, (slice) => table('Tenants this token may manage', ['Tenant', 'Subscriptions'],
-        slice.map((t) => [h('a', { href: `#/t/${encodeURIComponent(t.name)}` }, t.name), String(t.subscriptions)]))));
+      : paged(data, PAGE, (slice) => table('Tenants this token may manage',
+        ['Tenant', 'Subscriptions', 'Disabled', 'Failing'],
+        slice.map((t) => [h('a', { href: `#/t/${encodeURIComponent(t.tenant)}` }, t.tenant),
+          String(t.subscriptions), String(t.disabled), String(t.failing)]))));
   } catch (err) {
     list.replaceChildren();
     if (err.status === 404) notes.ok('This server does not list tenants; open one by name.');

@@ -243,13 +243,13 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
 
     // A wrong token: the API's own 401 message, and no way in.
     browser.goto(&ui).await;
-    browser.fill("API token", "not-a-token").await;
-    browser.button("Sign in").await;
-    let (status, refused) = server.get("/v1/tenants", Some("not-a-token")).await;
-    assert_eq!(status, 401, "{refused}");
-    let message = refused["error"]["message"].as_str().unwrap();
-    browser.wait_text("p.error", message).await;
-    browser.screenshot("sign-in-refused").await;
+        browser.fill("API token", "not-a-token").await;
+        browser.button("Sign in").await;
+        let (status, refused) = server.get("/v1/tenants", Some("not-a-token")).await;
+        assert_eq!(status, 401, "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        browser.wait_text("p.error", message).await;
+        browser.screenshot("sign-in-refused").await;
 
     // The right one, then a tenant opened by name.
     browser.fill("API token", ADMIN.unwrap()).await;
@@ -566,6 +566,17 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
     browser.assert_fits("the plugins page at 1280 px").await;
     browser.screenshot("plugins").await;
 
+    // The tenants this token manages, with their subscriptions counted: the
+    // one left is disabled.
+    browser.click("//nav//a[normalize-space()='Tenants']").await;
+    let row = browser.wait_text("tbody tr", TENANT).await;
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        [TENANT, "1", "1", "0"],
+        "{row}"
+    );
+    browser.screenshot("tenants").await;
+
     // A phone's width: every page fits without sideways scrolling.
     browser
         .client
@@ -573,6 +584,7 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
         .await
         .expect("resizing");
     for (name, route) in [
+        ("tenants-390", "#/".to_owned()),
         ("tenant-390", format!("#/t/{TENANT}")),
         ("subscription-390", format!("#/t/{TENANT}/s/{sub_id}")),
         ("event-390", format!("#/t/{TENANT}/e/{event_id}")),

@@ -21,3 +21,4 @@ mod plugins;
 mod recover;
 mod secrets;
 mod storage;
+mod tenants;

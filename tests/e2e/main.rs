@@ -22,3 +22,4 @@ mod plugins;
 mod recover;
 mod secrets;
 mod storage;
+mod tenants;

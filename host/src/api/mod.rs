@@ -19,6 +19,7 @@ pub mod extract;
 mod health;
 mod plugins;
 mod subscriptions;
+mod tenants;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ pub fn router(app: App) -> Router {
         .merge(with_body_limit(events::router(), max_event_bytes))
         .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(dry_run::router(), JSON_BODY_LIMIT))
+        .merge(tenants::router())
         .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
         .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT))
         .merge(console::router());

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use dry_run::DryRunEvent;
-pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionChanges};
+pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionChanges, TenantSummary};
 
 use crate::clock::Timestamp;
 use crate::config::Config;

@@ -44,16 +44,13 @@ function signInPage(root) {
     busy(button, async () => {
       session.signIn(input.value.trim());
       try {
-        // Any admin call checks the token; the tenant list is the first page anyway.
+        // The tenant list checks the token, and is the first page anyway.
         await api('GET', '/v1/tenants');
       } catch (err) {
-        // 404: a server without the tenant list; the token was still accepted.
-        if (err.status !== 404) {
-          session.signOut();
-          notes.show(err);
-          input.focus();
-          return;
-        }
+        session.signOut();
+        notes.show(err);
+        input.focus();
+        return;
       }
       render();
     });

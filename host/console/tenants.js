@@ -27,8 +27,7 @@ export async function tenantsPage(root) {
           String(t.subscriptions), String(t.disabled), String(t.failing)]))));
   } catch (err) {
     list.replaceChildren();
-    if (err.status === 404) notes.ok('This server does not list tenants; open one by name.');
-    else notes.show(err);
+    notes.show(err);
   }
 }
 

@@ -243,13 +243,13 @@ async fn the_console_manages_subscriptions_attempts_and_plugins_in_a_browser() {
 
     // A wrong token: the API's own 401 message, and no way in.
     browser.goto(&ui).await;
-        browser.fill("API token", "not-a-token").await;
-        browser.button("Sign in").await;
-        let (status, refused) = server.get("/v1/tenants", Some("not-a-token")).await;
-        assert_eq!(status, 401, "{refused}");
-        let message = refused["error"]["message"].as_str().unwrap();
-        browser.wait_text("p.error", message).await;
-        browser.screenshot("sign-in-refused").await;
+    browser.fill("API token", "not-a-token").await;
+    browser.button("Sign in").await;
+    let (status, refused) = server.get("/v1/tenants", Some("not-a-token")).await;
+    assert_eq!(status, 401, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    browser.wait_text("p.error", message).await;
+    browser.screenshot("sign-in-refused").await;
 
     // The right one, then a tenant opened by name.
     browser.fill("API token", ADMIN.unwrap()).await;

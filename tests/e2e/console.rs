@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hookshape::plugin::testing::build_plugin;
@@ -62,10 +62,15 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let group = format!("-{}", self.driver.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
     }
+}
+
+/// Kills chromedriver's process group: the driver and the browser it started.
+fn kill_group(driver: &mut Child) {
+    let group = format!("-{}", driver.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = driver.wait();
 }
 
 impl Browser {
@@ -93,16 +98,25 @@ impl Browser {
             unreachable!()
         };
         let url = format!("http://127.0.0.1:{port}");
-        let client = eventually(UI_DEADLINE, "chromedriver to open a session", || {
-            let mut builder = ClientBuilder::new(HttpConnector::new());
-            builder.capabilities(capabilities.clone());
-            let url = url.clone();
-            async move { builder.connect(&url).await.ok() }
-        })
-        .await;
-        if let Ok(Some(status)) = driver.try_wait() {
-            panic!("chromedriver exited: {status}");
-        }
+        // Polled until chromedriver listens; past the deadline, its last refusal says why.
+        let deadline = Instant::now() + UI_DEADLINE;
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let client = loop {
+            match builder.connect(&url).await {
+                Ok(client) => break client,
+                Err(e) => {
+                    if let Ok(Some(status)) = driver.try_wait() {
+                        panic!("chromedriver exited ({status}): {e}");
+                    }
+                    if Instant::now() >= deadline {
+                        kill_group(&mut driver);
+                        panic!("chromedriver opened no session within {UI_DEADLINE:?}: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
         // `target/release/hookshape` -> `target/console-screenshots`.
         let shots = Path::new(BINARY)
             .ancestors()

@@ -28,6 +28,8 @@ pub enum Access<'a> {
     Administer(&'a Tenant),
     /// List and upload plugins, which every tenant shares.
     ManagePlugins,
+    /// List the tenants it administers: any admin token.
+    ListTenants,
 }
 
 /// Why a request could not be tied to a token (HTTP 401).
@@ -114,6 +116,11 @@ impl Grant {
         }
     }
 
+    /// Whether it may administer `tenant`.
+    pub fn administers(&self, tenant: &Tenant) -> bool {
+        self.authorize(Access::Administer(tenant)).is_ok()
+    }
+
     /// The authorization decision. The role is checked before the tenant, so
     /// a publisher asking for an admin route hears about its role.
     pub fn authorize(&self, access: Access<'_>) -> Result<(), Forbidden> {
@@ -124,6 +131,8 @@ impl Grant {
             Access::ManagePlugins if !self.admin => return Err(Forbidden::PublisherOnly),
             Access::ManagePlugins if self.scope == Scope::All => return Ok(()),
             Access::ManagePlugins => return Err(Forbidden::AllTenantsRequired),
+            Access::ListTenants if self.admin => return Ok(()),
+            Access::ListTenants => return Err(Forbidden::PublisherOnly),
         };
         if self.scope.contains(tenant) {
             Ok(())
@@ -259,6 +268,8 @@ mod tests {
             g.authorize(Access::ManagePlugins),
             Err(Forbidden::AllTenantsRequired)
         );
+        assert_eq!(g.authorize(Access::ListTenants), Ok(()));
+        assert!(g.administers(&acme) && !g.administers(&tenant("initech")));
     }
 
     #[test]
@@ -279,6 +290,11 @@ mod tests {
             grant(Role::Publisher, &["*"]).authorize(Access::ManagePlugins),
             Err(Forbidden::PublisherOnly)
         );
+        assert_eq!(
+            g.authorize(Access::ListTenants),
+            Err(Forbidden::PublisherOnly)
+        );
+        assert!(!g.administers(&acme));
     }
 
     #[test]

@@ -14,7 +14,6 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod delivery;
-pub mod dry_run;
 pub mod headers;
 pub mod http_client;
 pub mod ids;

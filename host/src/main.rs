@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, LazyLock};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 
+use hookshape::app::dry_run;
 use hookshape::clock::{Clock, SystemClock};
 use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format_size};
-use hookshape::dry_run;
-use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
+use hookshape::delivery::render::{self, NotSent, Transformer};
+use hookshape::ids::Tenant;
+use hookshape::plugin::{PluginLimits, PluginRuntime};
 
 /// glibc's malloc was a fifth of the server's CPU under load (arena locks
 /// and consolidation across the flush thread and the runtime's workers);
@@ -105,6 +107,9 @@ enum PluginCommand {
         /// The subscription URL the request would go to.
         #[arg(long, default_value = dry_run::DEFAULT_URL)]
         url: String,
+        /// The event's tenant [default: the file's, else "dry-run"].
+        #[arg(long)]
+        tenant: Option<Tenant>,
         /// Per-call timeout, as in [plugins.NAME] (e.g. "250ms").
         #[arg(
             long,
@@ -173,6 +178,7 @@ fn main() -> ExitCode {
                         event,
                         config,
                         url,
+                        tenant,
                         timeout,
                         memory,
                     },
@@ -183,6 +189,7 @@ fn main() -> ExitCode {
                     &event,
                     config.as_deref(),
                     &url,
+                    tenant,
                     PluginLimits {
                         timeout,
                         memory_bytes: memory,
@@ -294,6 +301,7 @@ async fn plugin_run(
     event: &Path,
     config: Option<&str>,
     url: &str,
+    tenant: Option<Tenant>,
     limits: PluginLimits,
 ) -> Result<ExitCode> {
     let wasm =
@@ -301,15 +309,21 @@ async fn plugin_run(
     let text = std::fs::read_to_string(event)
         .with_context(|| format!("cannot read {}", event.display()))?;
     let now = SystemClock.now();
-    let event = dry_run::parse_event(&text, now).with_context(|| event.display().to_string())?;
-    let config = read_plugin_config(config)?;
+    let event =
+        dry_run::parse_event(&text, tenant, now).with_context(|| event.display().to_string())?;
+    let sub = dry_run::offline_subscription(&event, read_plugin_config(config)?, url, now)?;
     let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
     let loaded = runtime
         .load(&wasm)
         .with_context(|| plugin.display().to_string())?;
-    let run = dry_run::run(&runtime, &loaded, limits, &event, config, url, now).await?;
-    let code = match (&run.report.result, run.request) {
-        (Ok(Outcome::Deliver(_)), Some(Ok(req))) => {
+    let transformer = Transformer {
+        runtime: &runtime,
+        plugin: &loaded,
+        limits,
+    };
+    let rendered = render::render(Some(transformer), &event, &sub, now).await;
+    let code = match &rendered.result {
+        Ok(req) => {
             println!("deliver: POST {}", req.url);
             for (name, value) in &req.headers {
                 println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
@@ -318,29 +332,27 @@ async fn plugin_run(
             println!("{}", String::from_utf8_lossy(&req.body));
             ExitCode::SUCCESS
         }
-        (Ok(Outcome::Deliver(_)), Some(Err(e))) => {
-            println!("transform_failed: {e}");
-            ExitCode::FAILURE
-        }
-        (Ok(Outcome::Skip(reason)), _) => {
+        Err(NotSent::Skipped(reason)) => {
             println!("skip: {reason}");
             ExitCode::SUCCESS
         }
-        (Ok(Outcome::Deliver(_)), None) => bail!("a delivered transform produced no request"),
-        (Err(e), _) => {
-            println!("transform_failed: {e}");
+        Err(NotSent::TransformFailed(why) | NotSent::Invalid(why)) => {
+            println!("transform_failed: {why}");
             ExitCode::FAILURE
         }
     };
-    if !run.report.logs.is_empty() {
+    if !rendered.logs.is_empty() {
         println!();
         println!("plugin logs:");
-        for line in &run.report.logs {
+        for line in &rendered.logs {
             println!("[{}] {}", line.level, line.message);
         }
     }
     println!();
-    println!("transform took {:?}", run.report.duration);
+    println!(
+        "transform took {:?}",
+        rendered.transform_time.unwrap_or_default()
+    );
     Ok(code)
 }
 

@@ -9,13 +9,17 @@
 
 mod bridges;
 mod cli;
+mod console;
 mod core;
 mod crash;
+mod dry_run;
 mod faults;
 mod harness;
 mod hostile;
 mod limits;
 mod operational;
 mod plugins;
+mod recover;
 mod secrets;
 mod storage;
+mod tenants;

@@ -1,5 +1,6 @@
-//! Attempts: a subscription's attempt log, newest first with a cursor, and
-//! resending an attempt's event; and the shapes they give back.
+//! Attempts: a subscription's attempt log, newest first with a cursor;
+//! sending again, one attempt's event (resend) or every event that finally
+//! failed since a time (recover); and the shapes they take and give back.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiState;
 use super::error::ApiError;
-use super::extract::{ApiQuery, Id, TenantAdmin};
+use super::extract::{ApiJson, ApiQuery, Id, TenantAdmin};
 use crate::app::{App, AttemptPage};
 use crate::clock::Timestamp;
 use crate::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, Tenant};
@@ -145,6 +146,33 @@ async fn resend(
     Ok((StatusCode::ACCEPTED, Json(ResendOut { delivery_id })))
 }
 
+/// The body of a recover.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverIn {
+    /// RFC 3339: events ingested at or after this time are looked at.
+    pub since: Timestamp,
+}
+
+/// The answer to a recover.
+#[derive(Debug, Serialize)]
+pub struct RecoverOut {
+    /// How many new deliveries were made.
+    pub deliveries: usize,
+}
+
+/// 202: a new delivery of every event ingested since `since` whose delivery
+/// to the subscription finally failed, oldest first; 409 when disabled.
+async fn recover(
+    State(app): State<App>,
+    TenantAdmin(tenant): TenantAdmin,
+    Id(id): Id<SubscriptionId>,
+    ApiJson(input): ApiJson<RecoverIn>,
+) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
+    let deliveries = app.recover(&tenant, &id, input.since).await?;
+    Ok((StatusCode::ACCEPTED, Json(RecoverOut { deliveries })))
+}
+
 pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route(
@@ -152,6 +180,10 @@ pub(super) fn router() -> Router<ApiState> {
             get(list),
         )
         .route("/v1/tenants/{tenant}/attempts/{id}/resend", post(resend))
+        .route(
+            "/v1/tenants/{tenant}/subscriptions/{id}/recover",
+            post(recover),
+        )
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! Handlers take these instead of axum's own `Json`, `Path`, `Query` and
 //! `Bytes`, so no plain-text rejection can escape. The caller extractors
-//! ([`TenantAdmin`], [`TenantPublisher`], [`PluginAdmin`]) authenticate,
+//! ([`TenantAdmin`], [`TenantPublisher`], [`PluginAdmin`], [`Admin`]) authenticate,
 //! parse the tenant and authorize in that order (401, then 422, then 403), so
 //! a route that takes one cannot forget a step.
 
@@ -239,6 +239,25 @@ where
         let (grant, tenant) = grant_and_tenant(parts, state).await?;
         grant.authorize(Access::Publish(&tenant))?;
         Ok(Self(tenant))
+    }
+}
+
+/// An admin caller, with its grant: what a route that spans tenants
+/// filters by.
+#[derive(Debug)]
+pub struct Admin(pub Grant);
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    Arc<Authenticator>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let grant = authenticate(parts, state)?;
+        grant.authorize(Access::ListTenants)?;
+        Ok(Self(grant))
     }
 }
 

@@ -11,12 +11,15 @@
 
 mod attempts;
 mod connection;
+mod console;
+mod dry_run;
 pub mod error;
 mod events;
 pub mod extract;
 mod health;
 mod plugins;
 mod subscriptions;
+mod tenants;
 
 use std::sync::Arc;
 
@@ -70,8 +73,11 @@ pub fn router(app: App) -> Router {
         .merge(health::router())
         .merge(with_body_limit(events::router(), max_event_bytes))
         .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
+        .merge(with_body_limit(dry_run::router(), JSON_BODY_LIMIT))
+        .merge(tenants::router())
         .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
-        .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT));
+        .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT))
+        .merge(console::router());
     with_json_fallbacks(routes)
         .layer(axum::middleware::from_fn(connection::close_if_body_unread))
         .layer(axum::middleware::from_fn_with_state(

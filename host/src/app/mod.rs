@@ -3,8 +3,11 @@
 //! Handlers parse and authorize; everything else (validation that needs
 //! state, matching, storing, durability, waking the dispatcher) happens
 //! here, so the API stays thin and the rules live in one place. Subscription
-//! use cases and the config reconciliation are in [`subscriptions`].
+//! use cases and the config reconciliation are in [`subscriptions`], dry
+//! runs in [`dry_run`], recovering after an outage in [`recover`].
 
+pub mod dry_run;
+mod recover;
 pub mod retention;
 mod subscriptions;
 
@@ -12,7 +15,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionChanges};
+pub use dry_run::DryRunEvent;
+pub use subscriptions::{NewSubscription, ReconcileReport, SubscriptionChanges, TenantSummary};
 
 use crate::clock::Timestamp;
 use crate::config::Config;
@@ -222,14 +226,7 @@ impl App {
         tenant: &Tenant,
         input: NewEvent,
     ) -> Result<IngestReceipt, AppError> {
-        let NewEvent {
-            event_type,
-            source_id,
-            content_type,
-            payload,
-        } = input;
-        check_name("type", &event_type)?;
-        if is_operational(&event_type) {
+        if is_operational(&input.event_type) {
             return Err(AppError::invalid(
                 "invalid_request",
                 format!(
@@ -237,34 +234,7 @@ impl App {
                 ),
             ));
         }
-        if let Some(s) = &source_id {
-            check_name("id", s)?;
-        }
-        let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
-        if content_type.trim().is_empty() || content_type.chars().any(|c| c.is_control()) {
-            return Err(AppError::invalid(
-                "invalid_request",
-                "content_type must be a media type",
-            ));
-        }
-        if !is_json_content_type(&content_type) && !payload.is_string() {
-            return Err(AppError::invalid(
-                "invalid_request",
-                format!(
-                    "payload must be a string holding the document when content_type is {content_type}"
-                ),
-            ));
-        }
-        let now = self.now();
-        let event = Event {
-            id: EventId::generate(),
-            source_id,
-            event_type,
-            tenant: tenant.clone(),
-            timestamp: now,
-            content_type,
-            payload,
-        };
+        let event = checked_event(tenant, input, self.now())?;
         let ingested = self.ctx().publish(&event).await?;
         let receipt = match ingested {
             Ingested::New(r) => {
@@ -386,6 +356,45 @@ impl App {
     pub fn list_plugins(&self) -> Result<Vec<PluginInfo>, AppError> {
         Ok(self.ctx().plugins.list())
     }
+}
+
+/// The event an ingest would store at `now`, once its fields pass the rules
+/// (names, content type, a non-JSON document held in a string).
+fn checked_event(tenant: &Tenant, input: NewEvent, now: Timestamp) -> Result<Event, AppError> {
+    let NewEvent {
+        event_type,
+        source_id,
+        content_type,
+        payload,
+    } = input;
+    check_name("type", &event_type)?;
+    if let Some(s) = &source_id {
+        check_name("id", s)?;
+    }
+    let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
+    if content_type.trim().is_empty() || content_type.chars().any(|c| c.is_control()) {
+        return Err(AppError::invalid(
+            "invalid_request",
+            "content_type must be a media type",
+        ));
+    }
+    if !is_json_content_type(&content_type) && !payload.is_string() {
+        return Err(AppError::invalid(
+            "invalid_request",
+            format!(
+                "payload must be a string holding the document when content_type is {content_type}"
+            ),
+        ));
+    }
+    Ok(Event {
+        id: EventId::generate(),
+        source_id,
+        event_type,
+        tenant: tenant.clone(),
+        timestamp: now,
+        content_type,
+        payload,
+    })
 }
 
 fn check_name(field: &str, value: &str) -> Result<(), AppError> {

@@ -40,6 +40,19 @@ pub struct NewSubscription {
     pub verify: bool,
 }
 
+/// A tenant that has subscriptions, and how they stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// How many subscriptions it has.
+    pub subscriptions: usize,
+    /// How many of them are disabled.
+    pub disabled: usize,
+    /// How many enabled ones have finally failed deliveries in a row.
+    pub failing: usize,
+}
+
 /// Changes to a subscription: `None` leaves a field as it is; the nullable
 /// fields take `Some(None)` to clear them.
 #[derive(Debug, Clone, Default)]
@@ -194,6 +207,35 @@ impl App {
     /// The tenant's subscriptions.
     pub async fn list_subscriptions(&self, tenant: &Tenant) -> Result<Vec<Subscription>, AppError> {
         Ok(self.store().list_subscriptions(tenant).await?)
+    }
+
+    /// The tenants that have subscriptions and that `visible` lets through,
+    /// by name, with their counts; derived from the stored subscriptions.
+    pub async fn list_tenants(
+        &self,
+        visible: impl Fn(&Tenant) -> bool,
+    ) -> Result<Vec<TenantSummary>, AppError> {
+        let mut tenants = std::collections::BTreeMap::<Tenant, TenantSummary>::new();
+        for sub in self.store().all_subscriptions().await? {
+            if !visible(&sub.tenant) {
+                continue;
+            }
+            let summary = tenants
+                .entry(sub.tenant.clone())
+                .or_insert_with(|| TenantSummary {
+                    tenant: sub.tenant.clone(),
+                    subscriptions: 0,
+                    disabled: 0,
+                    failing: 0,
+                });
+            summary.subscriptions += 1;
+            if !sub.enabled {
+                summary.disabled += 1;
+            } else if sub.consecutive_failures > 0 {
+                summary.failing += 1;
+            }
+        }
+        Ok(tenants.into_values().collect())
     }
 
     /// One subscription of the tenant, or `NotFound`.

@@ -1,5 +1,6 @@
 //! Delivery: the dispatcher loop, one attempt ([`worker`]), what an answer
-//! means ([`policy`]) and the outgoing request ([`request`]).
+//! means ([`policy`]), what an attempt would send ([`render`], shared with the
+//! dry runs) and the outgoing request ([`request`]).
 //!
 //! The [`Dispatcher`] claims due deliveries from the store's due-time queue
 //! (earliest first), hands each to a task holding one of `max_in_flight`
@@ -12,6 +13,7 @@
 
 pub mod operational;
 pub mod policy;
+pub mod render;
 pub mod request;
 pub mod worker;
 

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use crate::clock::Timestamp;
 use crate::delivery::operational;
 use crate::delivery::policy::{self, Next, Verdict};
-use crate::delivery::request::{self, OutgoingRequest, RequestError};
+use crate::delivery::render::{self, NotSent};
+use crate::delivery::request::OutgoingRequest;
 use crate::headers;
 use crate::http_client::{self, SendError};
 use crate::ids::AttemptId;
 use crate::model::{
     Attempt, AttemptOutcome, Delivery, DeliveryState, Event, LogLine, Subscription, kept_body,
 };
-use crate::plugin::{Outcome, TransformInput};
 use crate::services::{Services, Settings};
 use crate::store::{AttemptResult, Queued, StoreError};
 
@@ -173,74 +173,21 @@ pub async fn prepare(ctx: &Services, queued: &Queued) -> Result<Option<Job>, Sto
 /// Runs the plugin (if any), builds the signed request and sends it.
 pub async fn execute(ctx: &Services, job: &Job, now: Timestamp) -> Executed {
     let started = Instant::now();
-    let mut executed = Executed {
-        exchange: Exchange::Invalid(String::new()),
-        request: None,
-        logs: Vec::new(),
-        plugin_sha256: None,
-        transform_time: None,
-        duration: Duration::ZERO,
+    let rendered = render::render_with(&ctx.plugins, &job.event, &job.subscription, now).await;
+    let (exchange, request) = match rendered.result {
+        Ok(request) => (send(ctx, &request).await, Some(request)),
+        Err(NotSent::Skipped(reason)) => (Exchange::Skipped(reason), None),
+        Err(NotSent::TransformFailed(why)) => (Exchange::TransformFailed(why), None),
+        Err(NotSent::Invalid(why)) => (Exchange::Invalid(why), None),
     };
-    let sub = &job.subscription;
-    let transformed = match &sub.plugin {
-        None => None,
-        Some(name) => {
-            let Some(plugin) = ctx.plugins.get(name) else {
-                executed.exchange =
-                    Exchange::TransformFailed(format!("plugin {name} is not installed"));
-                executed.duration = started.elapsed();
-                return executed;
-            };
-            let config_json = match &sub.plugin_config {
-                serde_json::Value::Null => "{}".to_owned(),
-                v => v.to_string(),
-            };
-            let input = TransformInput {
-                event: &job.event,
-                subscription_id: sub.id.as_str(),
-                url: &sub.url,
-                config_json: &config_json,
-            };
-            let report = ctx
-                .plugins
-                .runtime()
-                .transform(&plugin.loaded, plugin.limits, input)
-                .await;
-            executed.plugin_sha256 = Some(plugin.loaded.sha256.clone());
-            executed.logs = report.logs;
-            executed.transform_time = Some(report.duration);
-            match report.result {
-                Ok(Outcome::Deliver(req)) => Some(req),
-                Ok(Outcome::Skip(reason)) => {
-                    executed.exchange = Exchange::Skipped(reason);
-                    executed.duration = started.elapsed();
-                    return executed;
-                }
-                Err(e) => {
-                    executed.exchange = Exchange::TransformFailed(e.to_string());
-                    executed.duration = started.elapsed();
-                    return executed;
-                }
-            }
-        }
-    };
-    let request = match request::build(&job.event, sub, transformed.as_ref(), now) {
-        Ok(r) => r,
-        Err(e @ RequestError::BadContentType(_)) => {
-            executed.exchange = Exchange::TransformFailed(e.to_string());
-            executed.duration = started.elapsed();
-            return executed;
-        }
-        Err(e) => {
-            executed.exchange = Exchange::Invalid(e.to_string());
-            executed.duration = started.elapsed();
-            return executed;
-        }
-    };
-    executed.exchange = send(ctx, &request).await;
-    executed.request = Some(request);
-    executed.duration = started.elapsed();
-    executed
+    Executed {
+        exchange,
+        request,
+        logs: rendered.logs,
+        plugin_sha256: rendered.plugin_sha256,
+        transform_time: rendered.transform_time,
+        duration: started.elapsed(),
+    }
 }
 
 /// Sends a prepared request with the one shared client.

@@ -1226,3 +1226,21 @@ impl DryRun {
         }
     }
 }
+
+/// The sum over every series of a Prometheus metric; 0 when absent.
+pub fn metric_total(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .map(|line| {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("not a sample line: {line}"))
+        })
+        .sum()
+}

@@ -147,6 +147,12 @@ impl ConfigBuilder {
         self.delivery("retry_schedule", &format!("[{}]", list.join(", ")))
     }
 
+    /// Declares no `[[auth.tokens]]` at all (not even [`ADMIN`]).
+    pub fn without_tokens(mut self) -> Self {
+        self.tokens.clear();
+        self
+    }
+
     /// Adds an `[[auth.tokens]]` entry.
     pub fn token(mut self, token: &str, role: &str, tenants: &[&str]) -> Self {
         self.tokens.push((

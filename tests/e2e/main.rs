@@ -12,6 +12,7 @@ mod cli;
 mod core;
 mod crash;
 mod faults;
+mod first_start;
 mod harness;
 mod hostile;
 mod hostile_api;

@@ -61,9 +61,10 @@ struct List<T> {
     data: Vec<T>,
 }
 
-/// Every route of the contract's HTTP API, bound to `app`.
-pub fn router(app: App) -> Router {
-    let auth = Arc::new(Authenticator::new(&app.config().auth.tokens));
+/// Every route of the contract's HTTP API, bound to `app`, letting in whom
+/// `auth` lets in.
+pub fn router(app: App, auth: Authenticator) -> Router {
+    let auth = Arc::new(auth);
     let max_event_bytes = app.config().server.max_event_bytes;
     let request_timeout = app.config().server.request_timeout;
     let routes = Router::new()

@@ -126,10 +126,12 @@ pub struct RetentionConfig {
     pub sweep_interval: Duration,
 }
 
-/// `[auth]`; no tokens means open access, which the server allows only on
-/// a loopback address.
+/// `[auth]`. With no tokens and `open = false`, `serve` makes a first-start
+/// admin token (see `crate::admin_token`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthConfig {
+    /// `open = true`: every request is let in, on a loopback address only.
+    pub open: bool,
     /// `[[auth.tokens]]`.
     pub tokens: Vec<TokenConfig>,
 }

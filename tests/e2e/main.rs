@@ -20,4 +20,5 @@ mod limits;
 mod operational;
 mod plugins;
 mod secrets;
+mod ssrf;
 mod storage;

@@ -11,6 +11,7 @@ mod bridges;
 mod cli;
 mod core;
 mod crash;
+mod cross_tenant;
 mod faults;
 mod first_start;
 mod harness;

@@ -222,39 +222,13 @@ impl App {
         tenant: &Tenant,
         input: NewEvent,
     ) -> Result<IngestReceipt, AppError> {
+        let content_type = check_new_event(&input)?;
         let NewEvent {
             event_type,
             source_id,
-            content_type,
             payload,
+            ..
         } = input;
-        check_name("type", &event_type)?;
-        if is_operational(&event_type) {
-            return Err(AppError::invalid(
-                "invalid_request",
-                format!(
-                    "event types starting with {OPERATIONAL_PREFIX:?} are hookshape's own operational events"
-                ),
-            ));
-        }
-        if let Some(s) = &source_id {
-            check_name("id", s)?;
-        }
-        let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
-        if content_type.trim().is_empty() || content_type.chars().any(|c| c.is_control()) {
-            return Err(AppError::invalid(
-                "invalid_request",
-                "content_type must be a media type",
-            ));
-        }
-        if !is_json_content_type(&content_type) && !payload.is_string() {
-            return Err(AppError::invalid(
-                "invalid_request",
-                format!(
-                    "payload must be a string holding the document when content_type is {content_type}"
-                ),
-            ));
-        }
         let now = self.now();
         let event = Event {
             id: EventId::generate(),
@@ -388,6 +362,44 @@ impl App {
     }
 }
 
+/// The ingest rules: a type and source id of 1 to [`MAX_NAME_LEN`]
+/// characters without control characters, a type outside hookshape's own
+/// operational prefix, a media type, and a string payload for a non-JSON
+/// document. Returns the content type, `application/json` when not given.
+fn check_new_event(input: &NewEvent) -> Result<String, AppError> {
+    check_name("type", &input.event_type)?;
+    if is_operational(&input.event_type) {
+        return Err(AppError::invalid(
+            "invalid_request",
+            format!(
+                "event types starting with {OPERATIONAL_PREFIX:?} are hookshape's own operational events"
+            ),
+        ));
+    }
+    if let Some(s) = &input.source_id {
+        check_name("id", s)?;
+    }
+    let content_type = input
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/json".to_owned());
+    if content_type.trim().is_empty() || content_type.chars().any(|c| c.is_control()) {
+        return Err(AppError::invalid(
+            "invalid_request",
+            "content_type must be a media type",
+        ));
+    }
+    if !is_json_content_type(&content_type) && !input.payload.is_string() {
+        return Err(AppError::invalid(
+            "invalid_request",
+            format!(
+                "payload must be a string holding the document when content_type is {content_type}"
+            ),
+        ));
+    }
+    Ok(content_type)
+}
+
 fn check_name(field: &str, value: &str) -> Result<(), AppError> {
     if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(|c| c.is_control()) {
         return Err(AppError::invalid(
@@ -397,3 +409,6 @@ fn check_name(field: &str, value: &str) -> Result<(), AppError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod properties;

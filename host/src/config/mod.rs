@@ -18,6 +18,8 @@
 //!   config file's directory; `storage.path` is relative to the working
 //!   directory, like the `--data` flag that overrides it.
 
+#[cfg(test)]
+mod properties;
 mod reader;
 mod sections;
 #[cfg(test)]

@@ -199,7 +199,7 @@ mod tests {
             panic!("header map full: {}", 32768);
         })
         .await;
-        let panic = caught.err().expect("the panic is returned");
+        let panic = caught.expect_err("the panic is returned");
         assert_eq!(panic_message(&*panic), "header map full: 32768");
         assert_eq!(catch_panic(async { 7 }).await.ok(), Some(7));
     }

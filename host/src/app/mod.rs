@@ -29,6 +29,9 @@ use crate::store::{Ingested, StoreError};
 /// Longest accepted event type and source id.
 const MAX_NAME_LEN: usize = 256;
 
+#[cfg(test)]
+mod properties;
+
 /// A failed use case, mapped to an HTTP status by the API.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -222,23 +225,15 @@ impl App {
         tenant: &Tenant,
         input: NewEvent,
     ) -> Result<IngestReceipt, AppError> {
-        let content_type = check_new_event(&input)?;
-        let NewEvent {
-            event_type,
-            source_id,
-            payload,
-            ..
-        } = input;
-        let now = self.now();
-        let event = Event {
-            id: EventId::generate(),
-            source_id,
-            event_type,
-            tenant: tenant.clone(),
-            timestamp: now,
-            content_type,
-            payload,
-        };
+        if is_operational(&input.event_type) {
+            return Err(AppError::invalid(
+                "invalid_request",
+                format!(
+                    "event types starting with {OPERATIONAL_PREFIX:?} are hookshape's own operational events"
+                ),
+            ));
+        }
+        let event = checked_event(tenant, input, self.now())?;
         let ingested = self.ctx().publish(&event).await?;
         let receipt = match ingested {
             Ingested::New(r) => {
@@ -362,34 +357,27 @@ impl App {
     }
 }
 
-/// The ingest rules: a type and source id of 1 to [`MAX_NAME_LEN`]
-/// characters without control characters, a type outside hookshape's own
-/// operational prefix, a media type, and a string payload for a non-JSON
-/// document. Returns the content type, `application/json` when not given.
-fn check_new_event(input: &NewEvent) -> Result<String, AppError> {
-    check_name("type", &input.event_type)?;
-    if is_operational(&input.event_type) {
-        return Err(AppError::invalid(
-            "invalid_request",
-            format!(
-                "event types starting with {OPERATIONAL_PREFIX:?} are hookshape's own operational events"
-            ),
-        ));
-    }
-    if let Some(s) = &input.source_id {
+/// The event an ingest would store at `now`, once its fields pass the rules
+/// (names, content type, a non-JSON document held in a string).
+fn checked_event(tenant: &Tenant, input: NewEvent, now: Timestamp) -> Result<Event, AppError> {
+    let NewEvent {
+        event_type,
+        source_id,
+        content_type,
+        payload,
+    } = input;
+    check_name("type", &event_type)?;
+    if let Some(s) = &source_id {
         check_name("id", s)?;
     }
-    let content_type = input
-        .content_type
-        .clone()
-        .unwrap_or_else(|| "application/json".to_owned());
+    let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
     if content_type.trim().is_empty() || content_type.chars().any(|c| c.is_control()) {
         return Err(AppError::invalid(
             "invalid_request",
             "content_type must be a media type",
         ));
     }
-    if !is_json_content_type(&content_type) && !input.payload.is_string() {
+    if !is_json_content_type(&content_type) && !payload.is_string() {
         return Err(AppError::invalid(
             "invalid_request",
             format!(
@@ -397,7 +385,15 @@ fn check_new_event(input: &NewEvent) -> Result<String, AppError> {
             ),
         ));
     }
-    Ok(content_type)
+    Ok(Event {
+        id: EventId::generate(),
+        source_id,
+        event_type,
+        tenant: tenant.clone(),
+        timestamp: now,
+        content_type,
+        payload,
+    })
 }
 
 fn check_name(field: &str, value: &str) -> Result<(), AppError> {
@@ -409,6 +405,3 @@ fn check_name(field: &str, value: &str) -> Result<(), AppError> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod properties;

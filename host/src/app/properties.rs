@@ -12,7 +12,6 @@ fn name() -> impl Strategy<Value = String> {
         "[a-z_.*]{0,12}",
         "\\PC{0,40}",
         ".{0,8}",
-        Just(format!("{OPERATIONAL_PREFIX}delivery.failed")),
         (MAX_NAME_LEN - 1..MAX_NAME_LEN + 2).prop_map(|n| "t".repeat(n)),
     ]
 }
@@ -57,13 +56,14 @@ proptest! {
     fn any_event_is_checked_without_panicking_and_what_passes_keeps_the_rules(
         event in new_event()
     ) {
-        match check_new_event(&event) {
-            Ok(content_type) => {
+        let tenant: Tenant = "acme".parse().unwrap();
+        match checked_event(&tenant, event, Timestamp(1)) {
+            Ok(event) => {
                 prop_assert!(valid_name(&event.event_type));
-                prop_assert!(!is_operational(&event.event_type));
                 prop_assert!(event.source_id.as_deref().is_none_or(valid_name));
-                prop_assert!(!content_type.trim().is_empty());
-                prop_assert!(is_json_content_type(&content_type) || event.payload.is_string());
+                prop_assert!(!event.content_type.trim().is_empty());
+                prop_assert!(is_json_content_type(&event.content_type) || event.payload.is_string());
+                prop_assert_eq!(event.tenant, tenant);
             }
             Err(AppError::Invalid { code, message }) => {
                 prop_assert_eq!(code, "invalid_request");

@@ -3,8 +3,9 @@
 //! Tokens come from `[[auth.tokens]]`. They are kept only as SHA-256 digests:
 //! a presented token is hashed and compared with every digest in constant
 //! time, so neither the response time nor a memory dump tells how much of a
-//! real token a guess matched. With no token configured access is open (the
-//! server refuses that setup on a non-loopback address).
+//! real token a guess matched. Open access is a separate, explicit mode
+//! (`[auth] open = true`, loopback only); with neither tokens nor `open`, the
+//! server adds the first-start admin token's digest (`crate::admin_token`).
 //!
 //! The rules: an admin token may do anything within its tenants; a publisher
 //! token may only publish events to its tenants; plugins are shared by every
@@ -97,7 +98,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Everything, everywhere: what open access (no tokens configured) gives.
+    /// Everything, everywhere: what open access and the first-start token give.
     pub fn unrestricted() -> Self {
         Self {
             admin: true,
@@ -142,30 +143,35 @@ impl Grant {
     }
 }
 
-type TokenDigest = [u8; 32];
+/// The SHA-256 of a token: all hookshape keeps of it.
+pub type TokenDigest = [u8; 32];
 
-fn digest(token: &[u8]) -> TokenDigest {
+/// The digest hookshape keeps of `token`.
+pub fn digest(token: &[u8]) -> TokenDigest {
     Sha256::digest(token).into()
 }
 
 /// Turns an `Authorization` header into a [`Grant`].
 pub struct Authenticator {
-    /// Empty means open access.
+    open: bool,
     tokens: Vec<(TokenDigest, Grant)>,
 }
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
+            .field("open", &self.open)
             .field("tokens", &self.tokens.len())
             .finish()
     }
 }
 
 impl Authenticator {
-    /// An authenticator for the configured tokens.
+    /// An authenticator for the configured tokens; with none, every request
+    /// is refused until [`Authenticator::with_admin_digest`] adds one.
     pub fn new(tokens: &[TokenConfig]) -> Self {
         Self {
+            open: false,
             tokens: tokens
                 .iter()
                 .map(|t| (digest(t.token.as_bytes()), Grant::from_token(t)))
@@ -173,9 +179,24 @@ impl Authenticator {
         }
     }
 
-    /// True when no token is configured and every request is let in.
+    /// Open access (`[auth] open = true`): every request is let in.
+    pub fn open() -> Self {
+        Self {
+            open: true,
+            tokens: Vec::new(),
+        }
+    }
+
+    /// Adds an admin token over every tenant known only by its digest (the
+    /// first-start token).
+    pub fn with_admin_digest(mut self, digest: TokenDigest) -> Self {
+        self.tokens.push((digest, Grant::unrestricted()));
+        self
+    }
+
+    /// True when every request is let in.
     pub fn is_open(&self) -> bool {
-        self.tokens.is_empty()
+        self.open
     }
 
     /// Who is calling, from the request's `Authorization` header. In open
@@ -353,8 +374,22 @@ mod tests {
     }
 
     #[test]
-    fn no_tokens_means_open_access() {
+    fn no_tokens_lets_nobody_in_until_the_first_start_digest_is_added() {
         let auth = Authenticator::new(&[]);
+        assert!(!auth.is_open());
+        let header = HeaderValue::from_static("Bearer hs_first");
+        assert_eq!(
+            auth.authenticate(Some(&header)),
+            Err(Unauthenticated::UnknownToken)
+        );
+        let auth = auth.with_admin_digest(digest(b"hs_first"));
+        assert_eq!(auth.authenticate(Some(&header)), Ok(Grant::unrestricted()));
+        assert_eq!(auth.authenticate(None), Err(Unauthenticated::Missing));
+    }
+
+    #[test]
+    fn open_access_lets_everything_in() {
+        let auth = Authenticator::open();
         assert!(auth.is_open());
         assert_eq!(auth.authenticate(None), Ok(Grant::unrestricted()));
         assert_eq!(
@@ -366,6 +401,9 @@ mod tests {
     #[test]
     fn debug_output_hides_tokens() {
         let auth = Authenticator::new(&[token("s3cret", Role::Admin, &["*"])]);
-        assert_eq!(format!("{auth:?}"), "Authenticator { tokens: 1 }");
+        assert_eq!(
+            format!("{auth:?}"),
+            "Authenticator { open: false, tokens: 1 }"
+        );
     }
 }

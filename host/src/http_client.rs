@@ -142,12 +142,21 @@ impl fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client with these options; fails on bad roots or user agent.
     pub fn new(opts: ClientOptions) -> Result<HttpClient, ClientError> {
+        Self::with_lookup(opts, Arc::new(SystemLookup))
+    }
+
+    /// [`HttpClient::new`] resolving names with `lookup` (tests stand in a
+    /// resolver whose answers change).
+    fn with_lookup(
+        opts: ClientOptions,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<HttpClient, ClientError> {
         let user_agent = HeaderValue::from_str(&opts.user_agent)
             .map_err(|_| ClientError::BadUserAgent(opts.user_agent.clone()))?;
         let tls = tls_config(opts.extra_roots_pem.as_deref())?;
-
         let mut http = HttpConnector::new_with_resolver(GuardedResolver {
             allow_private_targets: opts.allow_private_targets,
+            lookup,
         });
         // The https connector wraps this one, so it must accept https URIs too.
         http.enforce_http(false);
@@ -255,15 +264,40 @@ async fn read_capped(mut body: Incoming) -> Result<Bytes, hyper::Error> {
     Ok(kept.freeze())
 }
 
-/// Resolves names with the system resolver and, unless private targets are
-/// allowed, drops every refused address; a name left with none is an error
-/// carrying [`RefusedTarget`].
+type BoxError = Box<dyn StdError + Send + Sync>;
+type Lookups = Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>>;
+
+/// Name resolution: the system's, or a stand-in in tests.
+trait Lookup: Send + Sync {
+    /// The addresses `host` resolves to now.
+    fn lookup(&self, host: &str) -> Lookups;
+}
+
+/// The system resolver (getaddrinfo on a blocking thread).
+struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(&self, host: &str) -> Lookups {
+        let host = host.to_owned();
+        Box::pin(async move {
+            // The connector sets the real port afterwards.
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(addrs.map(|addr| addr.ip()).collect())
+        })
+    }
+}
+
+/// Resolves a name once and, unless private targets are allowed, drops every
+/// refused address; a name left with none is an error carrying
+/// [`RefusedTarget`]. The connector connects to exactly the addresses this
+/// returns, so the address checked is the address connected to: a DNS answer
+/// that changes between a check and a connect has no second look-up to hide
+/// in.
 #[derive(Clone)]
 struct GuardedResolver {
     allow_private_targets: bool,
+    lookup: Arc<dyn Lookup>,
 }
-
-type BoxError = Box<dyn StdError + Send + Sync>;
 
 impl tower_service::Service<Name> for GuardedResolver {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -276,16 +310,15 @@ impl tower_service::Service<Name> for GuardedResolver {
 
     fn call(&mut self, name: Name) -> Self::Future {
         let allow_private_targets = self.allow_private_targets;
+        let lookup = self.lookup.lookup(name.as_str());
         Box::pin(async move {
-            // The connector sets the real port afterwards.
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            // Port 0: the connector sets the real port afterwards.
+            let addrs = lookup.await?.into_iter().map(|ip| SocketAddr::new(ip, 0));
             if allow_private_targets {
-                return Ok(addrs.into_iter());
+                return Ok(addrs.collect::<Vec<_>>().into_iter());
             }
-            let (allowed, refused): (Vec<_>, Vec<_>) = addrs
-                .into_iter()
-                .partition(|addr| refused_reason(addr.ip()).is_none());
+            let (allowed, refused): (Vec<_>, Vec<_>) =
+                addrs.partition(|addr| refused_reason(addr.ip()).is_none());
             if allowed.is_empty() && !refused.is_empty() {
                 return Err(RefusedTarget::resolved(name.as_str(), &refused).into());
             }
@@ -301,14 +334,18 @@ impl tower_service::Service<Name> for GuardedResolver {
 struct RefusedTarget(String);
 
 impl RefusedTarget {
+    /// Says why in words only: the addresses a name resolved to are the
+    /// operator's network layout, not the tenant's business.
     fn resolved(host: &str, refused: &[SocketAddr]) -> RefusedTarget {
-        let reasons: Vec<String> = refused
+        let mut reasons: Vec<&str> = refused
             .iter()
-            .filter_map(|addr| refused_reason(addr.ip()).map(|r| format!("{} is {r}", addr.ip())))
+            .filter_map(|addr| refused_reason(addr.ip()))
             .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
         RefusedTarget(format!(
             "{host} resolves only to refused addresses ({})",
-            reasons.join("; ")
+            reasons.join(", ")
         ))
     }
 }
@@ -463,6 +500,12 @@ fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "a documentation address"
     } else if s[..4] == [0x0100, 0, 0, 0] {
         "a discard-only address"
+    } else if s[..3] == [0x64, 0xff9b, 1] {
+        // RFC 8215: NAT64 inside an organisation, to whatever it routes.
+        "a local-use NAT64 address"
+    } else if s[..2] == [0x2001, 0] {
+        // RFC 4380: tunnels to a client address hidden in the low bits.
+        "a Teredo address"
     } else {
         return None;
     };

@@ -8,6 +8,7 @@
 //! and the stop signal in `hookshape-shutdown`, which the examples share
 //! without pulling in wasmtime or sled.
 
+pub mod admin_token;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -242,6 +242,10 @@ async fn serve(
     let running = hookshape::server::start(config, Arc::new(SystemClock)).await?;
     // The first line on stdout, for scripts and tests that listen on port 0.
     println!("hookshape listening on http://{}", running.addr);
+    if let Some(token) = &running.created_admin_token {
+        // Shown once: only its digest is kept.
+        println!("admin token: {token}");
+    }
     let stop = running.stopper();
     tokio::spawn(async move {
         hookshape_shutdown::signal().await;

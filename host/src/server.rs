@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
+use crate::auth::Authenticator;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::delivery::Dispatcher;
@@ -29,11 +30,14 @@ use crate::store::SharedStore;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// No tokens are configured and the address is not loopback.
+    /// `[auth] open = true` and the address is not loopback.
     #[error(
-        "no [[auth.tokens]] are configured, so the API would be open to anyone: listen on a loopback address or add tokens (listen = {0})"
+        "[auth] open = true would open the API to anyone who reaches {0}: open access is allowed on a loopback address only; add [[auth.tokens]] instead"
     )]
     OpenAccessNotLoopback(SocketAddr),
+    /// The data directory or the first-start admin token could not be set up.
+    #[error("cannot set up the data directory: {0}")]
+    DataDir(#[from] crate::admin_token::AdminTokenError),
     /// The store in the data directory could not be opened.
     #[error("cannot open the data directory {path}: {source}")]
     Store {
@@ -75,6 +79,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The use cases, for callers in the same process.
     pub app: App,
+    /// The first-start admin token, on the start that made it only: the
+    /// caller shows it once (`hookshape serve` prints it on stdout).
+    pub created_admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: JoinHandle<()>,
     store: SharedStore,
@@ -140,16 +147,33 @@ async fn load_plugins(
     .map_err(|e| ServerError::Plugins(format!("loading plugins panicked: {e}")))?
 }
 
-/// Builds everything from the config and starts serving.
-pub async fn start(config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+/// Who may call the API: the configured tokens; or everyone with
+/// `[auth] open = true` (loopback only, checked again here because `--listen`
+/// overrides the file); or, with neither, the first-start admin token, which
+/// is returned when this start made it.
+fn authenticator(config: &Config) -> Result<(Authenticator, Option<String>), ServerError> {
     let listen = config.server.listen;
-    if config.auth.tokens.is_empty() {
+    if config.auth.open {
         if !listen.ip().is_loopback() {
             return Err(ServerError::OpenAccessNotLoopback(listen));
         }
-        tracing::warn!(%listen, "no API tokens configured: open access on a loopback address");
+        tracing::warn!(%listen, "[auth] open = true: open access on a loopback address");
+        return Ok((Authenticator::open(), None));
     }
+    let auth = Authenticator::new(&config.auth.tokens);
+    if !config.auth.tokens.is_empty() {
+        return Ok((auth, None));
+    }
+    let token = crate::admin_token::load_or_create(&config.storage.path)?;
+    Ok((auth.with_admin_digest(token.digest), token.created))
+}
+
+/// Builds everything from the config and starts serving.
+pub async fn start(config: Config, clock: SharedClock) -> Result<Running, ServerError> {
+    let listen = config.server.listen;
     let data = &config.storage.path;
+    crate::admin_token::create_data_dir(data)?;
+    let (auth, created_admin_token) = authenticator(&config)?;
     let options = crate::store::Options {
         sync: config.storage.sync,
         max_size: config.storage.max_size,
@@ -216,7 +240,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
             source,
         })?;
     let (shutdown, rx) = watch::channel(false);
-    let router = crate::api::router(app.clone());
+    let router = crate::api::router(app.clone(), auth);
     let (sweeper, retention) = (app.clone(), app.config().retention.clone());
     let limits = app.config().server.clone();
     let http_rx = rx.clone();
@@ -230,6 +254,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
     Ok(Running {
         addr,
         app,
+        created_admin_token,
         shutdown,
         tasks,
         store,

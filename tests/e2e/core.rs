@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     ADMIN, Answer, ConfigBuilder, Receiver, Server, assert_error, assert_signed, eventually,
-    run_binary, sample, unix_now, wait_until,
+    metric_total, run_binary, sample, unix_now, wait_until,
 };
 
 /// Deadline of waits for something that should happen almost at once.
@@ -1048,24 +1048,6 @@ async fn metrics_count_received_events() {
         0.0,
         "{settled}"
     );
-}
-
-/// The sum over every series of a Prometheus metric; 0 when absent.
-fn metric_total(exposition: &str, name: &str) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .map(|line| {
-            let value = line.rsplit(' ').next().unwrap_or_default();
-            value
-                .parse::<f64>()
-                .unwrap_or_else(|_| panic!("not a sample line: {line}"))
-        })
-        .sum()
 }
 
 /// RFC 3339 in UTC, e.g. `2026-11-21T09:14:05Z` or with fractions or

@@ -147,6 +147,12 @@ impl ConfigBuilder {
         self.delivery("retry_schedule", &format!("[{}]", list.join(", ")))
     }
 
+    /// Declares no `[[auth.tokens]]` at all (not even [`ADMIN`]).
+    pub fn without_tokens(mut self) -> Self {
+        self.tokens.clear();
+        self
+    }
+
     /// Adds an `[[auth.tokens]]` entry.
     pub fn token(mut self, token: &str, role: &str, tenants: &[&str]) -> Self {
         self.tokens.push((
@@ -1225,4 +1231,22 @@ impl DryRun {
             DryRun::Skip(reason) => panic!("the dry run skipped: {reason}"),
         }
     }
+}
+
+/// The sum over every series of a Prometheus metric; 0 when absent.
+pub fn metric_total(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .map(|line| {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("not a sample line: {line}"))
+        })
+        .sum()
 }

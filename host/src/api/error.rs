@@ -64,12 +64,13 @@ impl ApiError {
         &self.message
     }
 
-    /// 400: the body is not JSON; `detail` is serde's message with line and column.
-    pub fn invalid_json(detail: impl std::fmt::Display) -> Self {
+    /// 400: the body is not one well-formed JSON document; `detail` is
+    /// serde's message with line and column.
+    pub fn malformed_json(detail: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the request body is not valid JSON: {detail}"),
+            "malformed_json",
+            format!("the request body is not well-formed JSON: {detail}"),
         )
     }
 

@@ -20,6 +20,7 @@ use axum::extract::{
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use crate::auth::{Access, Authenticator, Grant};
@@ -44,21 +45,22 @@ fn body_error(rejection: BytesRejection, limit: Option<BodyLimit>) -> ApiError {
     }
 }
 
-fn json_error(rejection: JsonRejection, limit: Option<BodyLimit>) -> ApiError {
-    // The sources are serde_path_to_error's messages: the field path, serde's
-    // reason, and the line and column.
+/// Reading a body as one JSON document: every failure to parse, trailing
+/// data included (axum calls that a data error), is `malformed_json`.
+fn document_error(rejection: JsonRejection, limit: Option<BodyLimit>) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(err) => ApiError::invalid_request(source_message(&err)),
-        JsonRejection::JsonSyntaxError(err) => ApiError::invalid_json(source_message(&err)),
+        JsonRejection::JsonDataError(err) => ApiError::malformed_json(source_message(&err)),
+        JsonRejection::JsonSyntaxError(err) => ApiError::malformed_json(source_message(&err)),
         JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(),
         JsonRejection::BytesRejection(err) => body_error(err, limit),
         other => ApiError::unreadable_body(other.body_text()),
     }
 }
 
-/// A JSON body: 415 without a JSON content type, 400 `invalid_json` when it
-/// does not parse, 422 `invalid_request` naming the field when it does not fit
-/// `T`, 413 past the route's limit.
+/// A JSON body: 415 without a JSON content type, 413 past the route's limit,
+/// 400 `malformed_json` when it is not one well-formed JSON document (trailing
+/// data included), 422 `invalid_request` naming the field when it does not fit
+/// `T` (or nests deeper than serde_json's limit of 128).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -71,10 +73,17 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let limit = req.extensions().get::<BodyLimit>().copied();
-        match <Json<T> as FromRequest<S>>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_error(rejection, limit)),
-        }
+        // Syntax first, over the whole body: reading straight into `T` stops
+        // at the first field that does not fit (a 422) before it sees that
+        // the rest is not JSON.
+        let Json(document) = <Json<Box<RawValue>> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map_err(|rejection| document_error(rejection, limit))?;
+        // The sources are serde_path_to_error's messages: the field path,
+        // serde's reason, and the line and column.
+        Json::<T>::from_bytes(document.get().as_bytes())
+            .map(|Json(value)| Self(value))
+            .map_err(|rejection| ApiError::invalid_request(source_message(&rejection)))
     }
 }
 

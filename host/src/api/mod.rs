@@ -64,9 +64,10 @@ struct List<T> {
     data: Vec<T>,
 }
 
-/// Every route of the contract's HTTP API, bound to `app`.
-pub fn router(app: App) -> Router {
-    let auth = Arc::new(Authenticator::new(&app.config().auth.tokens));
+/// Every route of the contract's HTTP API, bound to `app`, letting in whom
+/// `auth` lets in.
+pub fn router(app: App, auth: Authenticator) -> Router {
+    let auth = Arc::new(auth);
     let max_event_bytes = app.config().server.max_event_bytes;
     let request_timeout = app.config().server.request_timeout;
     let routes = Router::new()
@@ -255,8 +256,31 @@ mod tests {
 
         let (status, value) = publish(r#"{"type": "a.b", "payload": "#, "application/json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(code(&value), "invalid_json");
+        assert_eq!(code(&value), "malformed_json");
         assert!(message(&value).contains("line 1 column"), "{value}");
+
+        // Not well-formed is 400 even when a field before the break is wrong,
+        // and trailing data after a good document is not well-formed.
+        for malformed in [
+            r#"{"type": 5, "payload": "#,
+            r#"{"type": "a.b", "payload": 1} x"#,
+            r#"{"type": "a.b", "payload": 1}{}"#,
+            "",
+        ] {
+            let (status, value) = publish(malformed, "application/json").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{malformed:?}: {value}");
+            assert_eq!(code(&value), "malformed_json", "{malformed:?}");
+        }
+        let (status, _, value) = send(
+            "POST",
+            "/v1/tenants/acme/events",
+            Some(PUBLISHER),
+            Some("application/json"),
+            b"{\"type\": \"\xff\", \"payload\": 1}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "invalid UTF-8: {value}");
+        assert_eq!(code(&value), "malformed_json");
 
         let (status, value) = publish(r#"{"payload": 1}"#, "application/json").await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

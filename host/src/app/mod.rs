@@ -33,6 +33,9 @@ use crate::store::{Ingested, StoreError};
 /// Longest accepted event type and source id.
 const MAX_NAME_LEN: usize = 256;
 
+#[cfg(test)]
+mod properties;
+
 /// A failed use case, mapped to an HTTP status by the API.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

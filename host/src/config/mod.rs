@@ -18,6 +18,8 @@
 //!   config file's directory; `storage.path` is relative to the working
 //!   directory, like the `--data` flag that overrides it.
 
+#[cfg(test)]
+mod properties;
 mod reader;
 mod sections;
 #[cfg(test)]
@@ -126,10 +128,12 @@ pub struct RetentionConfig {
     pub sweep_interval: Duration,
 }
 
-/// `[auth]`; no tokens means open access, which the server allows only on
-/// a loopback address.
+/// `[auth]`. With no tokens and `open = false`, `serve` makes a first-start
+/// admin token (see `crate::admin_token`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthConfig {
+    /// `open = true`: every request is let in, on a loopback address only.
+    pub open: bool,
     /// `[[auth.tokens]]`.
     pub tokens: Vec<TokenConfig>,
 }

@@ -47,7 +47,7 @@ const SERVER_KEYS: &[&str] = &[
 ];
 const STORAGE_KEYS: &[&str] = &["path", "sync", "max_size", "min_free"];
 const RETENTION_KEYS: &[&str] = &["events", "attempts", "sweep_interval"];
-const AUTH_KEYS: &[&str] = &["tokens"];
+const AUTH_KEYS: &[&str] = &["open", "tokens"];
 const TOKEN_KEYS: &[&str] = &["token", "role", "tenants"];
 const DELIVERY_KEYS: &[&str] = &[
     "timeout",
@@ -98,7 +98,7 @@ pub(super) fn read(
         .unwrap_or_default();
     let auth = r
         .subtable(&root, "auth", AUTH_KEYS)
-        .map(|s| read_auth(r, &s, env))
+        .map(|s| read_auth(r, &s, env, server.listen))
         .unwrap_or_default();
     let delivery = r
         .subtable(&root, "delivery", DELIVERY_KEYS)
@@ -200,7 +200,13 @@ fn durability(value: &DeValue<'_>) -> Result<Durability, String> {
     }
 }
 
-fn read_auth(r: &mut Reader<'_>, s: &Section<'_, '_>, env: Env<'_>) -> AuthConfig {
+fn read_auth(
+    r: &mut Reader<'_>,
+    s: &Section<'_, '_>,
+    env: Env<'_>,
+    listen: std::net::SocketAddr,
+) -> AuthConfig {
+    let open = r.optional(s, "open", boolean).unwrap_or(false);
     let mut tokens = Vec::new();
     // Two entries with the same token would make its role ambiguous; the
     // value is a secret, so the message names the first entry instead.
@@ -236,7 +242,26 @@ fn read_auth(r: &mut Reader<'_>, s: &Section<'_, '_>, env: Env<'_>) -> AuthConfi
             });
         }
     }
-    AuthConfig { tokens }
+    if open {
+        let span = s.get("open").map(Spanned::span);
+        if !listen.ip().is_loopback() {
+            r.error(
+                span.clone(),
+                &s.path("open"),
+                format!(
+                    "open access is allowed on a loopback address only, and server.listen is {listen}: add [[auth.tokens]] instead"
+                ),
+            );
+        }
+        if !tokens.is_empty() {
+            r.error(
+                span,
+                &s.path("open"),
+                "open = true lets every request in, so the [[auth.tokens]] would be ignored: keep one or the other",
+            );
+        }
+    }
+    AuthConfig { open, tokens }
 }
 
 fn read_delivery(r: &mut Reader<'_>, s: &Section<'_, '_>, base_dir: &Path) -> DeliveryConfig {

@@ -19,7 +19,7 @@ max_event_bytes = 1048576          # larger event bodies get 413
 [storage]
 path = "hookshape-data"            # sled directory
 
-[[auth.tokens]]                    # no tokens: open access, loopback only
+[[auth.tokens]]                    # no tokens: a first-start admin token
 token = "env:HOOKSHAPE_ADMIN_TOKEN" # a literal or env:VAR
 role = "admin"                     # admin: everything; publisher: POST events only
 tenants = ["*"]                    # tenants this token may touch
@@ -688,6 +688,24 @@ fn token_values_are_checked() {
         6,
         "auth.tokens[1].token",
         "already given in auth.tokens[0].token",
+    );
+}
+
+#[test]
+fn open_access_is_loopback_only_and_excludes_tokens() {
+    assert!(parse_ok("[auth]\nopen = true\n").auth.open);
+    assert!(!parse_ok("").auth.open);
+    assert_single_error(
+        "[server]\nlisten = \"0.0.0.0:8080\"\n\n[auth]\nopen = true\n",
+        5,
+        "auth.open",
+        "loopback address only",
+    );
+    assert_single_error(
+        "[auth]\nopen = true\n\n[[auth.tokens]]\ntoken = \"t\"\nrole = \"admin\"\ntenants = [\"*\"]\n",
+        2,
+        "auth.open",
+        "keep one or the other",
     );
 }
 

@@ -9,7 +9,9 @@
 //! after a crash or restart every unfinished delivery simply runs again (at
 //! least once). On shutdown it stops picking work, gives in-flight
 //! attempts a grace period to finish, and leaves the rest queued for the next
-//! start.
+//! start. A panic inside an attempt (prepare, execute or conclude) is caught
+//! at the task's edge: the claim is released after a pause and the delivery
+//! runs again, so no panic leaves a delivery claimed forever.
 
 pub mod operational;
 pub mod policy;
@@ -17,7 +19,12 @@ pub mod render;
 pub mod request;
 pub mod worker;
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
@@ -28,6 +35,9 @@ use crate::store::{Queued, Release};
 
 /// How long in-flight attempts may run on after a shutdown request.
 const SHUTDOWN_GRACE_EXTRA: Duration = Duration::from_secs(1);
+/// How long a delivery whose attempt panicked stays claimed before it is
+/// handed out again, so a panic that repeats does not spin.
+const PANIC_PAUSE: Duration = Duration::from_secs(5);
 
 /// The dispatcher loop: claims due deliveries and runs their attempts.
 pub struct Dispatcher {
@@ -131,10 +141,21 @@ impl Dispatcher {
         let services = self.services.clone();
         let wake = self.wake.clone();
         tasks.spawn(async move {
-            let how = match worker::attempt(&services, &queued).await {
-                Ok(()) => Release::Done,
-                Err(e) => {
+            let how = match catch_panic(worker::attempt(&services, &queued)).await {
+                Ok(Ok(())) => Release::Done,
+                Ok(Err(e)) => {
                     tracing::error!(delivery = %queued.id, error = %e, "recording a delivery attempt failed");
+                    Release::Unrecorded
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        delivery = %queued.id,
+                        panic = panic_message(&*panic),
+                        pause = ?PANIC_PAUSE,
+                        "a delivery attempt panicked; it runs again after the pause"
+                    );
+                    let clock = &services.clock;
+                    clock.sleep_until(clock.now().saturating_add(PANIC_PAUSE)).await;
                     Release::Unrecorded
                 }
             };
@@ -143,5 +164,45 @@ impl Dispatcher {
             services.metrics.in_flight_ended();
             wake.notify_one();
         });
+    }
+}
+
+/// Runs `future` to its end, or to a panic, which it returns instead of
+/// unwinding further. The future is not polled again after a panic.
+async fn catch_panic<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
+    let mut future = pin!(future);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await
+}
+
+/// The message of a panic payload (`panic!` with a literal or a format).
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_after_an_await_is_caught_and_its_message_kept() {
+        let caught = catch_panic(async {
+            tokio::task::yield_now().await;
+            panic!("header map full: {}", 32768);
+        })
+        .await;
+        let panic = caught.expect_err("the panic is returned");
+        assert_eq!(panic_message(&*panic), "header map full: 32768");
+        assert_eq!(catch_panic(async { 7 }).await.ok(), Some(7));
     }
 }

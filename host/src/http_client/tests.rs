@@ -176,6 +176,143 @@ fn refused_reason_table() {
     }
 }
 
+fn reason(ip: &str) -> Option<&'static str> {
+    refused_reason(ip.parse().unwrap())
+}
+
+#[test]
+fn ipv4_mapped_addresses_are_judged_by_their_ipv4() {
+    assert_eq!(reason("::ffff:10.20.30.40"), Some("a private address"));
+    assert_eq!(reason("::ffff:7f00:1"), Some("a loopback address"));
+    assert_eq!(reason("::ffff:93.184.216.34"), None);
+}
+
+#[test]
+fn well_known_nat64_addresses_are_judged_by_their_ipv4() {
+    assert_eq!(reason("64:ff9b::10.20.30.40"), Some("a private address"));
+    assert_eq!(reason("64:ff9b::127.0.0.1"), Some("a loopback address"));
+    assert_eq!(reason("64:ff9b::93.184.216.34"), None);
+}
+
+#[test]
+fn local_use_nat64_addresses_are_refused() {
+    for ip in ["64:ff9b:1::a14:1e28", "64:ff9b:1:ffff::5db8:d822"] {
+        assert_eq!(reason(ip), Some("a local-use NAT64 address"), "{ip}");
+    }
+    // Just outside 64:ff9b:1::/48.
+    assert_eq!(reason("64:ff9b:2::5db8:d822"), None);
+}
+
+#[test]
+fn teredo_addresses_are_refused() {
+    for ip in ["2001::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"] {
+        assert_eq!(reason(ip), Some("a Teredo address"), "{ip}");
+    }
+    // 2001:1::/32 and the rest of 2001::/16 are ordinary global unicast.
+    assert_eq!(reason("2001:1::1"), None);
+    assert_eq!(reason("2001:4860:4860::8888"), None);
+}
+
+#[test]
+fn six_to_four_addresses_are_judged_by_their_ipv4() {
+    assert_eq!(reason("2002:0a14:1e28::1"), Some("a private address"));
+    assert_eq!(reason("2002:7f00:1::1"), Some("a loopback address"));
+    assert_eq!(reason("2002:5db8:d822::1"), None);
+}
+
+/// A resolver whose answer changes with every call, counting the calls.
+struct Rebinding {
+    answers: Vec<Vec<IpAddr>>,
+    calls: AtomicUsize,
+}
+
+impl Rebinding {
+    fn new(answers: &[&[&str]]) -> Arc<Rebinding> {
+        Arc::new(Rebinding {
+            answers: answers
+                .iter()
+                .map(|ips| ips.iter().map(|ip| ip.parse().unwrap()).collect())
+                .collect(),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Lookup for Rebinding {
+    fn lookup(&self, _host: &str) -> Lookups {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = self.answers[n.min(self.answers.len() - 1)].clone();
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+async fn resolve(resolver: &mut GuardedResolver, host: &str) -> Result<Vec<SocketAddr>, String> {
+    let name: Name = host.parse().unwrap();
+    tower_service::Service::call(resolver, name)
+        .await
+        .map(Iterator::collect)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn the_address_checked_is_the_address_handed_to_the_connector() {
+    // Public first, then private: the classic rebinding sequence.
+    let lookup = Rebinding::new(&[&["93.184.216.34"], &["10.20.30.40", "127.0.0.1"]]);
+    let mut resolver = GuardedResolver {
+        allow_private_targets: false,
+        lookup: lookup.clone(),
+    };
+    let first = resolve(&mut resolver, "rebind.example").await.unwrap();
+    assert_eq!(first, ["93.184.216.34:0".parse().unwrap()]);
+    assert_eq!(lookup.calls(), 1, "one look-up per connection");
+    let second = resolve(&mut resolver, "rebind.example").await.unwrap_err();
+    assert_eq!(
+        second,
+        "rebind.example resolves only to refused addresses (a loopback address, a private address)"
+    );
+    assert_eq!(lookup.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_client_connects_to_the_address_its_resolver_checked() {
+    let receiver = Receiver::start(Bytes::new(), None).await;
+    let options = |allow_private_targets| ClientOptions {
+        timeout: Duration::from_secs(5),
+        allow_private_targets,
+        ..ClientOptions::default()
+    };
+    // A name only the stand-in resolver knows: a connection that reaches the
+    // receiver used the resolver's answer, not a second look-up elsewhere.
+    let lookup = Rebinding::new(&[&["127.0.0.1"]]);
+    let allowed = HttpClient::with_lookup(options(true), lookup.clone()).unwrap();
+    let url = receiver.url("http", "rebind.example");
+    let response = allowed
+        .post(&url, HeaderMap::new(), Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!((lookup.calls(), receiver.accepted()), (1, 1));
+
+    let lookup = Rebinding::new(&[&["127.0.0.1"]]);
+    let guarded = HttpClient::with_lookup(options(false), lookup.clone()).unwrap();
+    let err = guarded
+        .post(&url, HeaderMap::new(), Bytes::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SendError::Refused(
+            "rebind.example resolves only to refused addresses (a loopback address)".into()
+        )
+    );
+    assert!(!err.to_string().contains("127.0.0.1"), "{err}");
+    assert_eq!((lookup.calls(), receiver.accepted()), (1, 1));
+}
+
 #[test]
 fn literal_targets_are_checked_for_the_api() {
     let check = |url: &str, allow: bool| check_literal_target(&Url::parse(url).unwrap(), allow);
@@ -279,13 +416,9 @@ async fn refuses_names_resolving_to_loopback() {
         .unwrap_err();
     match err {
         SendError::Refused(message) => {
-            assert!(
-                message.starts_with("localhost resolves only to refused addresses"),
-                "{message}"
-            );
-            assert!(
-                message.contains("127.0.0.1 is a loopback address"),
-                "{message}"
+            assert_eq!(
+                message,
+                "localhost resolves only to refused addresses (a loopback address)"
             );
         }
         other => panic!("expected a refusal, got {other:?}"),

@@ -641,4 +641,6 @@ fn format_bytes(bytes: u64) -> String {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use hookshape::clock::{Clock, SystemClock};
 use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format_size};
 use hookshape::dry_run;
 use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
+use hookshape::store::Backend;
 
 /// glibc's malloc was a fifth of the server's CPU under load (arena locks
 /// and consolidation across the flush thread and the runtime's workers);
@@ -73,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Storage tools.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// Print a completion script for SHELL on stdout.
     Completions {
         /// The shell to complete in.
@@ -86,6 +92,17 @@ enum ConfigCommand {
     Check {
         /// The config file (TOML).
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Create or migrate the PostgreSQL schema of [storage] and exit (what
+    /// `serve` does at start; safe while nodes run or start).
+    Migrate {
+        /// The config file (TOML) naming the database.
+        #[arg(long, env = "HOOKSHAPE_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -190,6 +207,12 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Storage {
+                command: StorageCommand::Migrate { config },
+            } => {
+                init_logs(cli.log_format.unwrap_or(LogFormat::Human));
+                storage_migrate(&config).await
+            }
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
@@ -243,6 +266,22 @@ async fn serve(
     });
     running.wait().await;
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn storage_migrate(file: &Path) -> Result<ExitCode> {
+    let config = load_config(file)?;
+    let Backend::Postgres(settings) = &config.storage.backend else {
+        println!("{}: the sled backend has no schema to migrate", file.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let applied = hookshape::store::postgres::migrate(&settings.url)
+        .await
+        .context("migrating the database")?;
+    match applied.as_slice() {
+        [] => println!("the database schema is up to date"),
+        versions => println!("applied migration(s) {versions:?}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

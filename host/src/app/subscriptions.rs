@@ -335,6 +335,8 @@ impl App {
         &self,
         declared: &[SubscriptionConfig],
     ) -> Result<ReconcileReport, AppError> {
+        // Nodes sharing a store take turns, each reading what the last wrote.
+        let _turn = self.store().reconcile_lock().await?;
         let now = self.now();
         let mut report = ReconcileReport::default();
         let existing: Vec<Subscription> = self.store().all_subscriptions().await?;

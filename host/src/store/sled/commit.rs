@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 
 use super::attempts::{StagedFinish, finish_in};
-use super::index::SubscriptionIndex;
+use crate::store::index::SubscriptionIndex;
 use super::journal::{Change, Journal, Slot};
 use super::sync::DiskSync;
 use crate::model::Subscription;

@@ -17,5 +17,6 @@ mod hostile;
 mod limits;
 mod operational;
 mod plugins;
+mod postgres;
 mod secrets;
 mod storage;

@@ -272,7 +272,10 @@ async fn serve(
 async fn storage_migrate(file: &Path) -> Result<ExitCode> {
     let config = load_config(file)?;
     let Backend::Postgres(settings) = &config.storage.backend else {
-        println!("{}: the sled backend has no schema to migrate", file.display());
+        println!(
+            "{}: the sled backend has no schema to migrate",
+            file.display()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let applied = hookshape::store::postgres::migrate(&settings.url)

@@ -520,8 +520,8 @@ mod tests {
             memory_bytes: 64 << 20,
         };
         let store = crate::store::open(&Default::default(), dir.path(), &Default::default())
-                .await
-                .unwrap();
+            .await
+            .unwrap();
         let first = registry(store.clone());
         let (info, created) = first
             .put(&name("shaper"), wasm.into(), limits, Timestamp(1))
@@ -535,8 +535,8 @@ mod tests {
         drop((first, store));
 
         let store = crate::store::open(&Default::default(), dir.path(), &Default::default())
-                .await
-                .unwrap();
+            .await
+            .unwrap();
         let uploads = read_uploads(&*store).await.unwrap();
         let second = registry(store);
         assert!(second.load_stored(uploads).is_empty());
@@ -549,9 +549,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("notes.wasm");
         std::fs::write(&wasm, "not a component").unwrap();
-        let store = crate::store::open(&Default::default(), &dir.path().join("data"), &Default::default())
-            .await
-            .unwrap();
+        let store = crate::store::open(
+            &Default::default(),
+            &dir.path().join("data"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         let registry = PluginRegistry::new(PluginRuntime::new(None).unwrap(), store);
         let declared = BTreeMap::from([(
             "notes".parse::<PluginName>().unwrap(),

@@ -230,7 +230,11 @@ pub fn sled_only(why: &str) -> bool {
 /// Creates an empty database in `cluster`; returns its URL.
 pub fn create_database(cluster: String) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!("e2e_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
     let out = Command::new(crate::postgres::bin("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg(format!("CREATE DATABASE {name}"))

@@ -15,6 +15,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod limits;
+mod multinode;
 mod operational;
 mod plugins;
 mod postgres;

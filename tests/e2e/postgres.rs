@@ -35,9 +35,7 @@ fn bin_dir() -> Option<PathBuf> {
 
 /// A PostgreSQL program, from the newest installed version.
 pub fn bin(program: &str) -> PathBuf {
-    bin_dir()
-        .expect("PostgreSQL is installed")
-        .join(program)
+    bin_dir().expect("PostgreSQL is installed").join(program)
 }
 
 fn is_root() -> bool {

@@ -28,8 +28,11 @@ async fn lock_ordered<'a>(
     keys.sort();
     keys.dedup();
     for key in keys {
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&key])
-            .await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -48,7 +51,11 @@ async fn insert_deliveries(tx: &Transaction<'_>, deliveries: &[NewDelivery]) -> 
         Vec::new(),
         Vec::new(),
     );
-    for NewDelivery { delivery: d, ordered } in deliveries {
+    for NewDelivery {
+        delivery: d,
+        ordered,
+    } in deliveries
+    {
         cols.0.push(d.id.as_str());
         cols.1.push(d.event_id.as_str());
         cols.2.push(d.subscription_id.as_str());
@@ -76,7 +83,8 @@ async fn insert_deliveries(tx: &Transaction<'_>, deliveries: &[NewDelivery]) -> 
 }
 
 async fn notify_work(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
+    tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
+        .await?;
     Ok(())
 }
 

@@ -45,7 +45,10 @@ pub(super) fn spawn(config: tokio_postgres::Config, wake: Arc<WakeSlot>) -> Join
 }
 
 /// One session: `LISTEN`, then wake on every notification until it ends.
-async fn listen(config: &tokio_postgres::Config, wake: &WakeSlot) -> Result<(), tokio_postgres::Error> {
+async fn listen(
+    config: &tokio_postgres::Config,
+    wake: &WakeSlot,
+) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (ended_tx, ended) = tokio::sync::oneshot::channel();
     let (notified_tx, mut notified) = tokio::sync::mpsc::unbounded_channel();
@@ -62,7 +65,9 @@ async fn listen(config: &tokio_postgres::Config, wake: &WakeSlot) -> Result<(), 
         };
         let _ = ended_tx.send(ended);
     });
-    client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).await?;
+    client
+        .batch_execute(&format!("LISTEN {WORK_CHANNEL}"))
+        .await?;
     wake.wake();
     let forward = async {
         while notified.recv().await.is_some() {

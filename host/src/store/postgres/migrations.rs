@@ -10,7 +10,8 @@ use crate::store::{Result, StoreError};
 
 /// Every migration: its number, its name, its SQL. Append only; never edit
 /// one that has shipped.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
 
 /// The advisory lock key migrations take turns on.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6d69_6772;

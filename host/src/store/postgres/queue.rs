@@ -198,7 +198,10 @@ pub(super) async fn upkeep(inner: Weak<Inner>) {
         if let Err(e) = &round {
             tracing::warn!(error = %e, "database upkeep failed");
         }
-        store.inner.reachable.store(round.is_ok(), Ordering::Relaxed);
+        store
+            .inner
+            .reachable
+            .store(round.is_ok(), Ordering::Relaxed);
     }
 }
 
@@ -230,9 +233,9 @@ async fn upkeep_round(store: &PgStore, lease: Duration) -> Result<()> {
         .query_one("SELECT count(*) FROM deliveries WHERE pending", &[])
         .await?
         .get(0);
-    store
-        .inner
-        .queue_len
-        .store(usize::try_from(pending).unwrap_or_default(), Ordering::Relaxed);
+    store.inner.queue_len.store(
+        usize::try_from(pending).unwrap_or_default(),
+        Ordering::Relaxed,
+    );
     Ok(())
 }

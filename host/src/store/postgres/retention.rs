@@ -38,7 +38,10 @@ impl PgStore {
     pub(crate) async fn plugin_blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT wasm FROM plugin_blobs WHERE sha256 = $1", &[&sha256])
+            .query_opt(
+                "SELECT wasm FROM plugin_blobs WHERE sha256 = $1",
+                &[&sha256],
+            )
             .await?;
         Ok(row.map(|r| r.get(0)))
     }

@@ -85,8 +85,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use commit::{Flusher, Trees};
 use super::index::SubscriptionIndex;
+use commit::{Flusher, Trees};
 use queue::Claims;
 use retention::SweepCursor;
 use space::Space;
@@ -210,7 +210,11 @@ impl SledStore {
     }
 
     /// See [`Store::matching_subscriptions`]: sled's index is always current.
-    pub fn matching_subscriptions(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>> {
+    pub fn matching_subscriptions(
+        &self,
+        tenant: &Tenant,
+        event_type: &str,
+    ) -> Vec<Arc<Subscription>> {
         self.index_read().matching(tenant, event_type)
     }
 

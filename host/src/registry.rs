@@ -328,6 +328,30 @@ impl PluginRegistry {
         self.by_name.read().get(name).cloned()
     }
 
+    /// [`PluginRegistry::get`], and when the name is unknown here, an upload
+    /// the store has under it (made through another node sharing the
+    /// store), compiled and kept.
+    pub async fn get_or_fetch(&self, name: &PluginName) -> Option<Arc<NamedPlugin>> {
+        if let Some(p) = self.get(name) {
+            return Some(p);
+        }
+        let record = match self.store.list_plugins().await {
+            Ok(records) => records.into_iter().find(|r| &r.name == name)?,
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "reading uploaded plugins failed");
+                return None;
+            }
+        };
+        let wasm = self.store.plugin_blob(&record.sha256).await.ok()??;
+        let upload = StoredUpload { record, wasm };
+        // Compiled on this thread: once per plugin and node, on first use.
+        let errors = self.load_stored(vec![upload]);
+        for e in errors {
+            tracing::error!(error = %e, "an uploaded plugin failed to load");
+        }
+        self.get(name)
+    }
+
     /// Validates, stores and activates an uploaded plugin with its limits;
     /// `true` when the name is new. Nothing is stored unless the component
     /// compiles and exports the transformer world. Compiling takes a while,

@@ -72,6 +72,14 @@ const MAX_HEADER_VALUE: usize = 8 << 10;
 
 impl App {
     /// Checks a subscription's fields; the same rules for the API and the config.
+    /// Makes a plugin uploaded through another node sharing the store known
+    /// here before [`App::validate`] looks it up.
+    async fn fetch_plugin(&self, sub: &Subscription) {
+        if let Some(p) = &sub.plugin {
+            self.ctx().plugins.get_or_fetch(p).await;
+        }
+    }
+
     fn validate(&self, sub: &Subscription) -> Result<(), AppError> {
         let url = url::Url::parse(&sub.url).map_err(|e| {
             AppError::invalid(
@@ -180,6 +188,7 @@ impl App {
             consecutive_failures: 0,
             previous_secret: None,
         };
+        self.fetch_plugin(&sub).await;
         self.validate(&sub)?;
         if input.verify {
             self.verify(&sub)
@@ -268,6 +277,7 @@ impl App {
                 sub.consecutive_failures = 0;
             }
         }
+        self.fetch_plugin(&sub).await;
         self.validate(&sub)?;
         sub.updated_at = self.now();
         self.store().put_subscription(&sub).await?;

@@ -185,7 +185,7 @@ pub async fn execute(ctx: &Services, job: &Job, now: Timestamp) -> Executed {
     let transformed = match &sub.plugin {
         None => None,
         Some(name) => {
-            let Some(plugin) = ctx.plugins.get(name) else {
+            let Some(plugin) = ctx.plugins.get_or_fetch(name).await else {
                 executed.exchange =
                     Exchange::TransformFailed(format!("plugin {name} is not installed"));
                 executed.duration = started.elapsed();

@@ -14,6 +14,7 @@ use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format
 use hookshape::delivery::render::{self, NotSent, Transformer};
 use hookshape::ids::Tenant;
 use hookshape::plugin::{PluginLimits, PluginRuntime};
+use hookshape::store::Backend;
 
 /// glibc's malloc was a fifth of the server's CPU under load (arena locks
 /// and consolidation across the flush thread and the runtime's workers);
@@ -75,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Storage tools.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// Print a completion script for SHELL on stdout.
     Completions {
         /// The shell to complete in.
@@ -88,6 +94,17 @@ enum ConfigCommand {
     Check {
         /// The config file (TOML).
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Create or migrate the PostgreSQL schema of [storage] and exit (what
+    /// `serve` does at start; safe while nodes run or start).
+    Migrate {
+        /// The config file (TOML) naming the database.
+        #[arg(long, env = "HOOKSHAPE_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -197,6 +214,12 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Storage {
+                command: StorageCommand::Migrate { config },
+            } => {
+                init_logs(cli.log_format.unwrap_or(LogFormat::Human));
+                storage_migrate(&config).await
+            }
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
@@ -254,6 +277,25 @@ async fn serve(
     });
     running.wait().await;
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn storage_migrate(file: &Path) -> Result<ExitCode> {
+    let config = load_config(file)?;
+    let Backend::Postgres(settings) = &config.storage.backend else {
+        println!(
+            "{}: the sled backend has no schema to migrate",
+            file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let applied = hookshape::store::postgres::migrate(&settings.url)
+        .await
+        .context("migrating the database")?;
+    match applied.as_slice() {
+        [] => println!("the database schema is up to date"),
+        versions => println!("applied migration(s) {versions:?}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

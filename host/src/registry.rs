@@ -328,6 +328,30 @@ impl PluginRegistry {
         self.by_name.read().get(name).cloned()
     }
 
+    /// [`PluginRegistry::get`], and when the name is unknown here, an upload
+    /// the store has under it (made through another node sharing the
+    /// store), compiled and kept.
+    pub async fn get_or_fetch(&self, name: &PluginName) -> Option<Arc<NamedPlugin>> {
+        if let Some(p) = self.get(name) {
+            return Some(p);
+        }
+        let record = match self.store.list_plugins().await {
+            Ok(records) => records.into_iter().find(|r| &r.name == name)?,
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "reading uploaded plugins failed");
+                return None;
+            }
+        };
+        let wasm = self.store.plugin_blob(&record.sha256).await.ok()??;
+        let upload = StoredUpload { record, wasm };
+        // Compiled on this thread: once per plugin and node, on first use.
+        let errors = self.load_stored(vec![upload]);
+        for e in errors {
+            tracing::error!(error = %e, "an uploaded plugin failed to load");
+        }
+        self.get(name)
+    }
+
     /// Validates, stores and activates an uploaded plugin with its limits;
     /// `true` when the name is new. Nothing is stored unless the component
     /// compiles and exports the transformer world. Compiling takes a while,
@@ -486,7 +510,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wasm = bytes::Bytes::from(std::fs::read(build_plugin("testkit")).unwrap());
         let registry = Arc::new(registry(
-            crate::store::open(dir.path(), &Default::default()).unwrap(),
+            crate::store::open(&Default::default(), dir.path(), &Default::default())
+                .await
+                .unwrap(),
         ));
         // Loaded once already, so an upload that did not wait would be done
         // in a moment: while the one permit is taken, it waits instead.
@@ -517,7 +543,9 @@ mod tests {
             timeout: Duration::from_millis(250),
             memory_bytes: 64 << 20,
         };
-        let store = crate::store::open(dir.path(), &Default::default()).unwrap();
+        let store = crate::store::open(&Default::default(), dir.path(), &Default::default())
+            .await
+            .unwrap();
         let first = registry(store.clone());
         let (info, created) = first
             .put(&name("shaper"), wasm.into(), limits, Timestamp(1))
@@ -530,7 +558,9 @@ mod tests {
         store.durable().await.unwrap();
         drop((first, store));
 
-        let store = crate::store::open(dir.path(), &Default::default()).unwrap();
+        let store = crate::store::open(&Default::default(), dir.path(), &Default::default())
+            .await
+            .unwrap();
         let uploads = read_uploads(&*store).await.unwrap();
         let second = registry(store);
         assert!(second.load_stored(uploads).is_empty());
@@ -538,12 +568,18 @@ mod tests {
         assert_eq!(second.list(), [info]);
     }
 
-    #[test]
-    fn a_declared_plugin_that_does_not_load_names_its_file() {
+    #[tokio::test]
+    async fn a_declared_plugin_that_does_not_load_names_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("notes.wasm");
         std::fs::write(&wasm, "not a component").unwrap();
-        let store = crate::store::open(&dir.path().join("data"), &Default::default()).unwrap();
+        let store = crate::store::open(
+            &Default::default(),
+            &dir.path().join("data"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         let registry = PluginRegistry::new(PluginRuntime::new(None).unwrap(), store);
         let declared = BTreeMap::from([(
             "notes".parse::<PluginName>().unwrap(),

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::plugin::PluginRuntime;
 use crate::registry::{PluginRegistry, read_uploads};
 use crate::services::{Services, Settings};
-use crate::store::SharedStore;
+use crate::store::{Backend, SharedStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +38,10 @@ pub enum ServerError {
     /// The data directory or the first-start admin token could not be set up.
     #[error("cannot set up the data directory: {0}")]
     DataDir(#[from] crate::admin_token::AdminTokenError),
-    /// The store in the data directory could not be opened.
-    #[error("cannot open the data directory {path}: {source}")]
+    /// The store (the data directory, or the database) could not be opened.
+    #[error("cannot open the store in {path}: {source}")]
     Store {
-        /// The data directory.
+        /// The data directory, or `storage.url`.
         path: String,
         /// Why it could not be opened.
         source: crate::store::StoreError,
@@ -179,10 +179,15 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         max_size: config.storage.max_size,
         min_free: config.storage.min_free,
     };
-    let store = crate::store::open(data, &options).map_err(|source| ServerError::Store {
-        path: data.display().to_string(),
-        source,
-    })?;
+    let store = crate::store::open(&config.storage.backend, data, &options)
+        .await
+        .map_err(|source| ServerError::Store {
+            path: match &config.storage.backend {
+                Backend::Sled => data.display().to_string(),
+                Backend::Postgres(_) => "storage.url".to_owned(),
+            },
+            source,
+        })?;
     let plugins = load_plugins(&config, store.clone()).await?;
     let extra_roots_pem = match &config.delivery.extra_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|source| ServerError::Read {
@@ -213,6 +218,7 @@ pub async fn start(config: Config, clock: SharedClock) -> Result<Running, Server
         },
     });
     let dispatcher = Dispatcher::new(ctx.clone());
+    store.wake_on_remote_work(dispatcher.waker());
     let grace = config.delivery.timeout;
     let declared = config.subscriptions.clone();
     let app = App::new(config, ctx, dispatcher.waker());

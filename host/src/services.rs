@@ -48,6 +48,7 @@ impl Services {
         let deliveries: Vec<NewDelivery> = self
             .store
             .matching_subscriptions(&event.tenant, &event.event_type)
+            .await?
             .iter()
             .map(|s| NewDelivery {
                 delivery: Delivery::new(event, &s.id, event.timestamp),

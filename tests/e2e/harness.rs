@@ -207,6 +207,72 @@ fn set(entries: &mut Vec<(String, String)>, key: &str, value: &str) {
 }
 
 // ---------------------------------------------------------------------------
+// The storage backend
+
+/// Set for the suite's run on PostgreSQL (see `postgres::postgres_suite`):
+/// the URL of a throwaway cluster, without a database. Every [`Server`]
+/// then gets a fresh database of its own there.
+pub const POSTGRES_ENV: &str = "HOOKSHAPE_E2E_POSTGRES";
+
+/// The lease the suite runs PostgreSQL nodes with: short, so that a test
+/// killing a node sees its deliveries retaken soon.
+pub const E2E_LEASE: &str = "2s";
+
+/// The cluster this run uses, when it runs on PostgreSQL.
+pub fn postgres_cluster() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok()
+}
+
+/// For a test about sled itself (its files, fsync, disk limits): on
+/// PostgreSQL it says why it does not apply and returns `true`.
+pub fn sled_only(why: &str) -> bool {
+    if postgres_cluster().is_none() {
+        return false;
+    }
+    eprintln!("skipped on postgres: {why}");
+    true
+}
+
+/// Creates an empty database in `cluster`; returns its URL.
+pub fn create_database(cluster: String) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let out = Command::new(crate::postgres::bin("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .arg(format!("{cluster}/postgres"))
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "creating database {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{cluster}/{name}")
+}
+
+/// The config file as the server gets it: on PostgreSQL, `[storage]` names
+/// the server's database (added to the test's own `[storage]`, if any).
+fn for_backend(toml: &str, database: Option<&str>) -> String {
+    let Some(url) = database else {
+        return toml.to_owned();
+    };
+    let keys = format!("backend = \"postgres\"\nurl = {url:?}\nlease = {E2E_LEASE:?}\n");
+    match toml.lines().position(|l| l.trim() == "[storage]") {
+        Some(at) => {
+            let mut lines: Vec<&str> = toml.lines().collect();
+            lines.insert(at + 1, keys.trim_end());
+            lines.join("\n") + "\n"
+        }
+        None => format!("{toml}\n[storage]\n{keys}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The server under test
 
 /// An answer of the API: status, headers and raw body.
@@ -252,6 +318,8 @@ pub enum Launch {
 pub struct Server {
     dir: tempfile::TempDir,
     config_path: PathBuf,
+    /// The server's own database, when the suite runs on PostgreSQL.
+    database: Option<String>,
     launch: Launch,
     child: Option<Child>,
     addr: SocketAddr,
@@ -272,13 +340,16 @@ impl Server {
     pub async fn start_with(config_toml: &str, launch: Launch) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config_path = dir.path().join("hookshape.toml");
-        std::fs::write(&config_path, config_toml).expect("writing the config file");
+        let database = postgres_cluster().map(create_database);
+        std::fs::write(&config_path, for_backend(config_toml, database.as_deref()))
+            .expect("writing the config file");
         let client = Client::builder(TokioExecutor::new()).build_http();
         let stderr = Arc::new(Mutex::new(String::new()));
         let (child, addr) = spawn(dir.path(), &config_path, launch, &stderr).await;
         Server {
             dir,
             config_path,
+            database,
             launch,
             child: Some(child),
             addr,
@@ -369,7 +440,8 @@ impl Server {
     /// Replaces the config file, then [`Server::restart`]s.
     pub async fn restart_with(&mut self, config_toml: &str) {
         self.kill9();
-        std::fs::write(&self.config_path, config_toml).expect("writing the config file");
+        let config = for_backend(config_toml, self.database.as_deref());
+        std::fs::write(&self.config_path, config).expect("writing the config file");
         self.restart().await;
     }
 

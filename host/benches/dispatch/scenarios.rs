@@ -484,8 +484,9 @@ pub async fn store_alone(sizes: Sizes) -> Row {
     use hookshape::store::NewDelivery;
 
     let dir = tempfile::tempdir().expect("a temporary data directory");
-    let store =
-        hookshape::store::open(dir.path(), &Default::default()).expect("a fresh store opens");
+    let store = hookshape::store::open(&Default::default(), dir.path(), &Default::default())
+        .await
+        .expect("a fresh store opens");
     let now = hookshape::clock::Timestamp(0);
     let sample =
         hookshape::app::dry_run::parse_event(&read_sample("alpana-dashboard-updated"), None, now)

@@ -85,6 +85,14 @@ const MAX_HEADER_VALUE: usize = 8 << 10;
 
 impl App {
     /// Checks a subscription's fields; the same rules for the API and the config.
+    /// Makes a plugin uploaded through another node sharing the store known
+    /// here before [`App::validate`] looks it up.
+    async fn fetch_plugin(&self, sub: &Subscription) {
+        if let Some(p) = &sub.plugin {
+            self.ctx().plugins.get_or_fetch(p).await;
+        }
+    }
+
     fn validate(&self, sub: &Subscription) -> Result<(), AppError> {
         let url = url::Url::parse(&sub.url).map_err(|e| {
             AppError::invalid(
@@ -193,6 +201,7 @@ impl App {
             consecutive_failures: 0,
             previous_secret: None,
         };
+        self.fetch_plugin(&sub).await;
         self.validate(&sub)?;
         if input.verify {
             self.verify(&sub)
@@ -310,6 +319,7 @@ impl App {
                 sub.consecutive_failures = 0;
             }
         }
+        self.fetch_plugin(&sub).await;
         self.validate(&sub)?;
         sub.updated_at = self.now();
         self.store().put_subscription(&sub).await?;
@@ -377,6 +387,8 @@ impl App {
         &self,
         declared: &[SubscriptionConfig],
     ) -> Result<ReconcileReport, AppError> {
+        // Nodes sharing a store take turns, each reading what the last wrote.
+        let _turn = self.store().reconcile_lock().await?;
         let now = self.now();
         let mut report = ReconcileReport::default();
         let existing: Vec<Subscription> = self.store().all_subscriptions().await?;

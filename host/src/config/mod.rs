@@ -38,7 +38,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::headers::HeaderSet;
 use crate::ids::{PluginName, SubscriptionId, Tenant};
-use crate::store::Durability;
+use crate::store::{Backend, Durability};
 
 pub use units::{
     MIN_PLUGIN_MEMORY, format_duration, format_size, non_zero, parse_duration, parse_size,
@@ -106,7 +106,9 @@ pub enum LogFormat {
 /// `[storage]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
-    /// The sled directory.
+    /// Where records are kept: sled in `path`, or a PostgreSQL database.
+    pub backend: Backend,
+    /// The sled directory; with PostgreSQL, the node's local caches.
     pub path: PathBuf,
     /// What an acknowledged write survives.
     pub sync: Durability,
@@ -351,6 +353,7 @@ impl Default for ServerConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            backend: Backend::Sled,
             path: PathBuf::from("hookshape-data"),
             sync: Durability::Full,
             max_size: 20 << 30,

@@ -21,7 +21,8 @@ use super::{
 use crate::headers::{HeaderError, HeaderSet};
 use crate::ids::{InvalidId, PluginName, SubscriptionId, Tenant};
 use crate::plugin::PluginLimits;
-use crate::store::Durability;
+use crate::store::postgres::{DatabaseUrl, Settings as PgSettings};
+use crate::store::{Backend, Durability};
 
 type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 
@@ -45,7 +46,9 @@ const SERVER_KEYS: &[&str] = &[
     "idle_timeout",
     "max_connections",
 ];
-const STORAGE_KEYS: &[&str] = &["path", "sync", "max_size", "min_free"];
+const STORAGE_KEYS: &[&str] = &[
+    "backend", "path", "url", "lease", "sync", "max_size", "min_free",
+];
 const RETENTION_KEYS: &[&str] = &["events", "attempts", "sweep_interval"];
 const AUTH_KEYS: &[&str] = &["open", "tokens"];
 const TOKEN_KEYS: &[&str] = &["token", "role", "tenants"];
@@ -90,7 +93,7 @@ pub(super) fn read(
         .unwrap_or_default();
     let storage = r
         .subtable(&root, "storage", STORAGE_KEYS)
-        .map(|s| read_storage(r, &s))
+        .map(|s| read_storage(r, &s, env))
         .unwrap_or_default();
     let retention = r
         .subtable(&root, "retention", RETENTION_KEYS)
@@ -161,9 +164,44 @@ fn read_server(r: &mut Reader<'_>, s: &Section<'_, '_>) -> ServerConfig {
     }
 }
 
-fn read_storage(r: &mut Reader<'_>, s: &Section<'_, '_>) -> StorageConfig {
+/// `[storage]`: `url` and `lease` belong to the postgres backend, and it
+/// needs its `url`.
+fn read_storage(r: &mut Reader<'_>, s: &Section<'_, '_>, env: Env<'_>) -> StorageConfig {
     let defaults = StorageConfig::default();
+    let postgres = r.optional(s, "backend", backend_name).unwrap_or(false);
+    let url = r.optional(s, "url", |v| database_url(v, env));
+    let lease = r.optional(s, "lease", non_zero_duration);
+    let backend = if postgres {
+        match url {
+            Some(url) => Backend::Postgres(PgSettings {
+                url,
+                lease: lease.unwrap_or(PgSettings::DEFAULT_LEASE),
+            }),
+            None => {
+                if s.get("url").is_none() {
+                    r.error(
+                        None,
+                        &s.path("url"),
+                        r#"backend = "postgres" needs the database's url, e.g. url = "env:HOOKSHAPE_DATABASE_URL""#,
+                    );
+                }
+                Backend::Sled
+            }
+        }
+    } else {
+        for key in ["url", "lease"] {
+            if let Some(node) = s.get(key) {
+                r.error(
+                    Some(node.span()),
+                    &s.path(key),
+                    r#"is only read with backend = "postgres""#,
+                );
+            }
+        }
+        Backend::Sled
+    };
     StorageConfig {
+        backend,
         path: r
             .optional(s, "path", |v| non_empty_path(v).map(PathBuf::from))
             .unwrap_or(defaults.path),
@@ -188,6 +226,24 @@ fn read_retention(r: &mut Reader<'_>, s: &Section<'_, '_>) -> RetentionConfig {
             .optional(s, "sweep_interval", non_zero_duration)
             .unwrap_or(defaults.sweep_interval),
     }
+}
+
+/// `true` for `"postgres"`, `false` for `"sled"`.
+fn backend_name(value: &DeValue<'_>) -> Result<bool, String> {
+    match string(value)? {
+        "sled" => Ok(false),
+        "postgres" => Ok(true),
+        other => Err(format!(
+            r#"unknown backend {other:?}; expected "sled" (embedded) or "postgres""#
+        )),
+    }
+}
+
+/// A `postgres://` URL, literal or `env:VAR`.
+fn database_url(value: &DeValue<'_>, env: Env<'_>) -> Result<DatabaseUrl, String> {
+    let raw = string(value)?;
+    let url = resolve(raw, env)?;
+    DatabaseUrl::parse(&url).map_err(|e| format!("{}{e}", origin(raw)))
 }
 
 fn durability(value: &DeValue<'_>) -> Result<Durability, String> {

@@ -58,7 +58,7 @@ pub async fn render_with(
     let Some(name) = &sub.plugin else {
         return render(None, event, sub, now).await;
     };
-    match plugins.get(name) {
+    match plugins.get_or_fetch(name).await {
         Some(named) => {
             let transformer = Transformer {
                 runtime: plugins.runtime(),

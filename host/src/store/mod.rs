@@ -2,8 +2,9 @@
 //! the records that cross it. A backend is picked once, at start
 //! ([`open`]); no code above this module asks which one it got.
 //!
-//! Backends: [`sled`] (embedded, the default). Each implements the contract
-//! written on [`Store`]; a new backend passes the same tests.
+//! Backends: [`sled`] (embedded, the default) and [`postgres`] (several
+//! nodes on one database). Each implements the contract written on
+//! [`Store`] and passes the same end-to-end suite.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use crate::clock::Timestamp;
 use crate::ids::{AttemptId, DeliveryId, EventId, PluginName, SubscriptionId, Tenant};
 use crate::model::{Attempt, Delivery, Event, Subscription};
 
+mod index;
+pub mod postgres;
 pub mod sled;
 
 /// What a backend failed at.
@@ -88,9 +91,43 @@ impl Default for Options {
     }
 }
 
-/// Opens the embedded store in `path` (created if missing).
-pub fn open(path: &Path, options: &Options) -> Result<SharedStore> {
-    Ok(Arc::new(sled::SledStore::open(path, options)?))
+/// Which backend keeps the records (`storage.backend`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Embedded sled in `storage.path`.
+    #[default]
+    Sled,
+    /// A PostgreSQL database that any number of nodes share.
+    Postgres(postgres::Settings),
+}
+
+/// Opens the store `backend` names; `path` is sled's directory (with
+/// PostgreSQL it only holds local caches and is not opened here).
+pub async fn open(backend: &Backend, path: &Path, options: &Options) -> Result<SharedStore> {
+    Ok(match backend {
+        Backend::Sled => Arc::new(sled::SledStore::open(path, options)?),
+        Backend::Postgres(settings) => Arc::new(postgres::PgStore::open(settings).await?),
+    })
+}
+
+/// Held while a node reconciles its config's subscriptions
+/// ([`Store::reconcile_lock`]); dropping it lets the next node in.
+pub struct ReconcileLock {
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl ReconcileLock {
+    /// A lock that holds nothing: one node is alone with its store.
+    pub fn alone() -> Self {
+        ReconcileLock { _held: None }
+    }
+
+    /// A lock that lasts as long as `held` (e.g. a database session).
+    pub fn holding(held: impl Send + Sync + 'static) -> Self {
+        ReconcileLock {
+            _held: Some(Box::new(held)),
+        }
+    }
 }
 
 /// The answer given to a source for an ingested event; repeated for a duplicate.
@@ -298,8 +335,22 @@ pub trait Store: Send + Sync {
         tenant: &Tenant,
         id: &SubscriptionId,
     ) -> Option<Arc<Subscription>>;
-    /// The tenant's enabled subscriptions that want this event type, from memory.
-    fn matching_subscriptions(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>>;
+    /// The tenant's enabled subscriptions that want this event type, from
+    /// memory; a backend shared by several nodes first makes sure its copy
+    /// holds every change committed before the call (a version check).
+    async fn matching_subscriptions(
+        &self,
+        tenant: &Tenant,
+        event_type: &str,
+    ) -> Result<Vec<Arc<Subscription>>>;
+    /// Taken around reconciling the config's subscriptions at start, so that
+    /// nodes starting at once on a shared backend do it one after another
+    /// (each sees what the one before wrote, e.g. a generated secret).
+    async fn reconcile_lock(&self) -> Result<ReconcileLock>;
+    /// Asks the backend to wake `dispatcher` when work may have been queued
+    /// elsewhere (another node's ingest); a backend with one writer has
+    /// nothing to do.
+    fn wake_on_remote_work(&self, dispatcher: Arc<tokio::sync::Notify>);
 
     /// Stores an event and its deliveries (queued at their due times),
     /// unless the tenant already has an event with the same source id.

@@ -11,11 +11,11 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 
 use super::attempts::{StagedFinish, finish_in};
-use super::index::SubscriptionIndex;
 use super::journal::{Change, Journal, Slot};
 use super::sync::DiskSync;
 use super::usage;
 use crate::model::Subscription;
+use crate::store::index::SubscriptionIndex;
 use crate::store::{Receipt, Result, StoreError};
 
 /// Ingests accepted but not yet written to sled.

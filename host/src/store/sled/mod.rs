@@ -64,7 +64,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
     AttemptResult, AttemptSlice, Claimed, Cutoffs, Durability, Ingested, NewDelivery, Options,
-    PluginRecord, Queued, Release, Result, Store, StoreError, Swept,
+    PluginRecord, Queued, ReconcileLock, Release, Result, Store, StoreError, Swept,
 };
 use crate::clock::Timestamp;
 use crate::ids::{AttemptId, DeliveryId, EventId, SubscriptionId, Tenant};
@@ -73,7 +73,7 @@ use crate::model::{Attempt, Delivery, Event, Subscription};
 mod attempts;
 mod commit;
 mod events;
-mod index;
+
 mod journal;
 mod keys;
 mod plugins;
@@ -87,8 +87,8 @@ mod sync;
 mod tests;
 mod usage;
 
+use super::index::SubscriptionIndex;
 use commit::{Flusher, Trees};
-use index::SubscriptionIndex;
 use queue::Claims;
 use retention::SweepCursor;
 use space::Space;
@@ -212,6 +212,15 @@ impl SledStore {
         self.inner.commit.commit.check_backlog()
     }
 
+    /// See [`Store::matching_subscriptions`]: sled's index is always current.
+    pub fn matching_subscriptions(
+        &self,
+        tenant: &Tenant,
+        event_type: &str,
+    ) -> Vec<Arc<Subscription>> {
+        self.index_read().matching(tenant, event_type)
+    }
+
     fn index_read(&self) -> RwLockReadGuard<'_, SubscriptionIndex> {
         self.inner.index.read()
     }
@@ -274,9 +283,20 @@ impl Store for SledStore {
         self.index_read().get(tenant, id)
     }
 
-    fn matching_subscriptions(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>> {
-        self.index_read().matching(tenant, event_type)
+    async fn matching_subscriptions(
+        &self,
+        tenant: &Tenant,
+        event_type: &str,
+    ) -> Result<Vec<Arc<Subscription>>> {
+        Ok(SledStore::matching_subscriptions(self, tenant, event_type))
     }
+
+    async fn reconcile_lock(&self) -> Result<ReconcileLock> {
+        Ok(ReconcileLock::alone())
+    }
+
+    /// Only this process writes: its own ingests wake its dispatcher.
+    fn wake_on_remote_work(&self, _dispatcher: Arc<tokio::sync::Notify>) {}
 
     async fn ingest(&self, event: &Event, deliveries: &[NewDelivery]) -> Result<Ingested> {
         SledStore::ingest(self, event, deliveries)

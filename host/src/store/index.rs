@@ -1,5 +1,5 @@
 //! The in-memory subscription index: what ingest matches events against
-//! and attempts run with, without reading sled.
+//! and attempts run with, without a read per event (both backends keep one).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::model::Subscription;
 /// Adding, changing or removing one subscription touches only its own
 /// entries, so declaring thousands at start is linear.
 #[derive(Default)]
-pub(super) struct SubscriptionIndex {
+pub(crate) struct SubscriptionIndex {
     tenants: HashMap<Tenant, TenantIndex>,
 }
 
@@ -57,31 +57,31 @@ impl TenantIndex {
 }
 
 impl SubscriptionIndex {
-    pub(super) fn rebuild(&mut self, subs: Vec<Subscription>) {
+    pub(crate) fn rebuild(&mut self, subs: Vec<Subscription>) {
         self.tenants.clear();
         for s in subs {
             self.put(s);
         }
     }
 
-    pub(super) fn put(&mut self, sub: Subscription) {
+    pub(crate) fn put(&mut self, sub: Subscription) {
         self.tenants
             .entry(sub.tenant.clone())
             .or_default()
             .insert(Arc::new(sub));
     }
 
-    pub(super) fn remove(&mut self, tenant: &Tenant, id: &SubscriptionId) {
+    pub(crate) fn remove(&mut self, tenant: &Tenant, id: &SubscriptionId) {
         if let Some(t) = self.tenants.get_mut(tenant) {
             t.remove(id);
         }
     }
 
-    pub(super) fn get(&self, tenant: &Tenant, id: &SubscriptionId) -> Option<Arc<Subscription>> {
+    pub(crate) fn get(&self, tenant: &Tenant, id: &SubscriptionId) -> Option<Arc<Subscription>> {
         self.tenants.get(tenant)?.all.get(id).cloned()
     }
 
-    pub(super) fn matching(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>> {
+    pub(crate) fn matching(&self, tenant: &Tenant, event_type: &str) -> Vec<Arc<Subscription>> {
         let Some(t) = self.tenants.get(tenant) else {
             return Vec::new();
         };

@@ -16,6 +16,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod limits;
+mod openapi;
 mod operational;
 mod plugins;
 mod recover;

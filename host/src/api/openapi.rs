@@ -299,7 +299,7 @@ mod tests {
                 assert_eq!(documented, in_path, "{what}");
             }
         }
-        assert!(operations >= 17, "{operations} operations");
+        assert_eq!(operations, 16, "the 16 operations of the /v1 API");
     }
 
     /// A route added with `.route(...)` instead of `.routes(routes!(...))`
@@ -326,6 +326,10 @@ mod tests {
         for source in sources {
             let served = source.split("#[cfg(test)]").next().unwrap();
             for (at, _) in served.match_indices("\"/v1") {
+                let literal = served[at + 1..].split('"').next().unwrap();
+                if literal.contains("{}") {
+                    continue; // a format string (a `Location`), not a route
+                }
                 assert!(
                     served[..at].ends_with("path = "),
                     "a /v1 path outside a #[utoipa::path]: {}",

@@ -434,9 +434,12 @@ pub async fn transform_alone(sizes: Sizes) -> Row {
         .expect("the built slack-threshold component");
     let plugin = runtime.load(&wasm).expect("slack-threshold loads");
     let now = hookshape::clock::Timestamp(0);
-    let event =
-        hookshape::dry_run::parse_event(&read_sample("analyst-studio-report-run-completed"), now)
-            .expect("the report-run sample parses");
+    let event = hookshape::app::dry_run::parse_event(
+        &read_sample("analyst-studio-report-run-completed"),
+        None,
+        now,
+    )
+    .expect("the report-run sample parses");
     let mut durations = Vec::with_capacity(sizes.transform_calls);
     let started = Instant::now();
     for _ in 0..sizes.transform_calls {
@@ -484,8 +487,9 @@ pub async fn store_alone(sizes: Sizes) -> Row {
     let store =
         hookshape::store::open(dir.path(), &Default::default()).expect("a fresh store opens");
     let now = hookshape::clock::Timestamp(0);
-    let sample = hookshape::dry_run::parse_event(&read_sample("alpana-dashboard-updated"), now)
-        .expect("the dashboard sample parses");
+    let sample =
+        hookshape::app::dry_run::parse_event(&read_sample("alpana-dashboard-updated"), None, now)
+            .expect("the dashboard sample parses");
     let subscription: SubscriptionId = "s0".parse().expect("a valid subscription id");
     let per_task = sizes.ingest_events / CONCURRENCY as u64;
     let started = Instant::now();

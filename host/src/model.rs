@@ -94,7 +94,7 @@ pub fn is_json_content_type(content_type: &str) -> bool {
 }
 
 /// Who owns a subscription's definition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ManagedBy {
     /// Created through the HTTP API; the API may change it.
@@ -216,7 +216,7 @@ pub fn is_operational(event_type: &str) -> bool {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Waiting for its next attempt.
@@ -276,7 +276,7 @@ impl Delivery {
 }
 
 /// How one attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     /// The receiver answered 2xx.
@@ -292,7 +292,7 @@ pub enum AttemptOutcome {
 }
 
 /// A plugin log line kept on the attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     /// The level the plugin logged at, e.g. `info`.
     pub level: String,

@@ -21,6 +21,7 @@ mod hostile;
 mod hostile_api;
 mod limits;
 mod multinode;
+mod openapi;
 mod operational;
 mod plugins;
 mod postgres;

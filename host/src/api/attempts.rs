@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::error::ApiError;
@@ -22,8 +23,10 @@ use crate::model::{Attempt, AttemptOutcome, LogLine};
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 250;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// 1 to 250; 50 when absent.
     limit: Option<usize>,
     /// The `next` of the previous page.
     before: Option<AttemptId>,
@@ -42,7 +45,7 @@ impl PageQuery {
 }
 
 /// One try at a delivery, with everything needed to debug it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptOut {
     pub id: AttemptId,
     pub tenant: Tenant,
@@ -100,7 +103,7 @@ impl From<Attempt> for AttemptOut {
 }
 
 /// A page of attempts, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptPageOut {
     pub data: Vec<AttemptOut>,
     /// The `before` of the next page; null on the last one.
@@ -116,6 +119,16 @@ impl From<AttemptPage> for AttemptPageOut {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}/attempts",
+    tag = "attempts",
+    params(super::openapi::SubscriptionPath, PageQuery),
+    responses(
+        (status = 200, description = "Attempts, newest first.", body = AttemptPageOut),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -130,13 +143,24 @@ async fn list(
 }
 
 /// The answer to a resend.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ResendOut {
     /// The new delivery of the attempt's event.
     pub delivery_id: DeliveryId,
 }
 
 /// 202: a new delivery of the attempt's event to its subscription.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/attempts/{id}/resend",
+    tag = "attempts",
+    params(super::openapi::AttemptPath),
+    responses(
+        (status = 202, body = ResendOut),
+        (status = 404, description = "No such attempt in the tenant.", body = super::openapi::ErrorBody),
+        (status = 409, description = "The subscription is disabled.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn resend(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -147,7 +171,7 @@ async fn resend(
 }
 
 /// The body of a recover.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     /// RFC 3339: events ingested at or after this time are looked at.
@@ -155,7 +179,7 @@ pub struct RecoverIn {
 }
 
 /// The answer to a recover.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecoverOut {
     /// How many new deliveries were made.
     pub deliveries: usize,
@@ -163,6 +187,18 @@ pub struct RecoverOut {
 
 /// 202: a new delivery of every event ingested since `since` whose delivery
 /// to the subscription finally failed, oldest first; 409 when disabled.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}/recover",
+    tag = "attempts",
+    params(super::openapi::SubscriptionPath),
+    request_body = RecoverIn,
+    responses(
+        (status = 202, body = RecoverOut),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+        (status = 409, description = "The subscription is disabled.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn recover(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -173,17 +209,11 @@ async fn recover(
     Ok((StatusCode::ACCEPTED, Json(RecoverOut { deliveries })))
 }
 
-pub(super) fn router() -> Router<ApiState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant}/subscriptions/{id}/attempts",
-            get(list),
-        )
-        .route("/v1/tenants/{tenant}/attempts/{id}/resend", post(resend))
-        .route(
-            "/v1/tenants/{tenant}/subscriptions/{id}/recover",
-            post(recover),
-        )
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(resend))
+        .routes(routes!(recover))
 }
 
 #[cfg(test)]

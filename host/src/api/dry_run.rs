@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::error::ApiError;
@@ -22,7 +23,7 @@ use crate::model::LogLine;
 
 /// The event to try: `event_id` (a stored event of the tenant) or `event`
 /// (an event as a source would post it), exactly one of them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRunIn {
     /// A stored event of the tenant (`evt_...`).
@@ -48,7 +49,7 @@ impl TryFrom<DryRunIn> for DryRunEvent {
 }
 
 /// What the plugin decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DryRunOutcome {
     /// The request in `request` would be sent.
@@ -61,7 +62,7 @@ pub enum DryRunOutcome {
 }
 
 /// The request a delivery would send.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DryRunRequestOut {
     /// Header names to values, signature headers included; credentials
     /// replaced with `[redacted]` as on stored attempts.
@@ -73,7 +74,7 @@ pub struct DryRunRequestOut {
 }
 
 /// The answer to a dry run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DryRunOut {
     pub outcome: DryRunOutcome,
     /// On `deliver`, the request; null otherwise.
@@ -127,6 +128,17 @@ impl From<Rendered> for DryRunOut {
 
 /// 200 with what the subscription would send; 404 for an unknown
 /// subscription or event.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}/dry-run",
+    tag = "subscriptions",
+    params(super::openapi::SubscriptionPath),
+    request_body = DryRunIn,
+    responses(
+        (status = 200, body = DryRunOut),
+        (status = 404, description = "No such subscription or event in the tenant.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn dry_run(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -137,11 +149,8 @@ async fn dry_run(
     Ok(Json(rendered.into()))
 }
 
-pub(super) fn router() -> Router<ApiState> {
-    Router::new().route(
-        "/v1/tenants/{tenant}/subscriptions/{id}/dry-run",
-        post(dry_run),
-    )
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(dry_run))
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! and the shapes they take in and give back.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::error::ApiError;
@@ -17,7 +18,7 @@ use crate::ids::{DeliveryId, EventId, SubscriptionId, Tenant};
 use crate::model::{Delivery, DeliveryState, Payload};
 
 /// An event as a source posts it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// The event type subscriptions match on, e.g. `project.published`.
@@ -45,7 +46,7 @@ impl From<EventIn> for NewEvent {
 }
 
 /// The answer to an ingest.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IngestOut {
     /// hookshape's id of the event (`evt_...`).
     pub id: EventId,
@@ -67,7 +68,7 @@ impl From<IngestReceipt> for IngestOut {
 }
 
 /// A delivery as shown on its event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryOut {
     pub id: DeliveryId,
     pub subscription_id: SubscriptionId,
@@ -91,7 +92,7 @@ impl From<Delivery> for DeliveryOut {
 }
 
 /// An event with its deliveries.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventOut {
     pub id: EventId,
     /// The source's own id, when it gave one.
@@ -124,6 +125,17 @@ impl From<EventDetails> for EventOut {
 
 /// 202 once the event and its deliveries are stored; 200 for a repeated
 /// source id, with the first answer and `"duplicate": true`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/events",
+    tag = "events",
+    params(super::openapi::TenantPath),
+    request_body = EventIn,
+    responses(
+        (status = 202, description = "Stored with its deliveries.", body = IngestOut),
+        (status = 200, description = "A repeated source id: the first answer, with `duplicate`.", body = IngestOut),
+    ),
+)]
 async fn ingest(
     State(app): State<App>,
     TenantPublisher(tenant): TenantPublisher,
@@ -138,6 +150,16 @@ async fn ingest(
     Ok((status, Json(receipt.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/events/{id}",
+    tag = "events",
+    params(super::openapi::EventPath),
+    responses(
+        (status = 200, description = "The event with its deliveries.", body = EventOut),
+        (status = 404, description = "No such event in the tenant.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn get_event(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -146,10 +168,10 @@ async fn get_event(
     Ok(Json(app.get_event(&tenant, &id).await?.into()))
 }
 
-pub(super) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/events", post(ingest))
-        .route("/v1/tenants/{tenant}/events/{id}", get(get_event))
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest))
+        .routes(routes!(get_event))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod health;
+pub mod openapi;
 mod plugins;
 mod subscriptions;
 mod tenants;
@@ -24,9 +25,13 @@ mod tenants;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, Uri};
+use axum::routing::get;
 use axum::{Extension, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use self::error::ApiError;
 use self::extract::BodyLimit;
@@ -59,9 +64,25 @@ impl FromRef<ApiState> for Arc<Authenticator> {
 }
 
 /// A list answer: `{"data": [...]}`, leaving room for paging fields.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct List<T> {
     data: Vec<T>,
+}
+
+/// Every `/v1` route, with its body limit and its documentation.
+fn v1_routes(max_event_bytes: usize) -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .merge(with_body_limit(events::router(), max_event_bytes))
+        .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
+        .merge(with_body_limit(dry_run::router(), JSON_BODY_LIMIT))
+        .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
+        .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT))
+        .merge(tenants::router())
+}
+
+/// The OpenAPI document of every `/v1` route, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(v1_routes(JSON_BODY_LIMIT).split_for_parts().1)
 }
 
 /// Every route of the contract's HTTP API, bound to `app`, letting in whom
@@ -70,14 +91,17 @@ pub fn router(app: App, auth: Authenticator) -> Router {
     let auth = Arc::new(auth);
     let max_event_bytes = app.config().server.max_event_bytes;
     let request_timeout = app.config().server.request_timeout;
+    let (v1, doc) = v1_routes(max_event_bytes).split_for_parts();
+    let doc = openapi::finish(doc)
+        .to_json()
+        .expect("the OpenAPI document serializes");
     let routes = Router::new()
         .merge(health::router())
-        .merge(with_body_limit(events::router(), max_event_bytes))
-        .merge(with_body_limit(subscriptions::router(), JSON_BODY_LIMIT))
-        .merge(with_body_limit(dry_run::router(), JSON_BODY_LIMIT))
-        .merge(tenants::router())
-        .merge(with_body_limit(attempts::router(), JSON_BODY_LIMIT))
-        .merge(with_body_limit(plugins::router(), PLUGIN_BODY_LIMIT))
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(CONTENT_TYPE, "application/json")], doc) }),
+        )
+        .merge(v1)
         .merge(console::router());
     with_json_fallbacks(routes)
         .layer(axum::middleware::from_fn(connection::close_if_body_unread))
@@ -90,7 +114,7 @@ pub fn router(app: App, auth: Authenticator) -> Router {
 
 /// Caps request bodies on every route of `router` and tells the extractors
 /// the cap, for their 413 message.
-fn with_body_limit<S>(router: Router<S>, bytes: usize) -> Router<S>
+fn with_body_limit<S>(router: OpenApiRouter<S>, bytes: usize) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -166,7 +190,7 @@ mod tests {
                 tenants: vec![TenantScope::Tenant("acme".parse().unwrap())],
             },
         ]));
-        let routes = Router::new()
+        let routes = OpenApiRouter::new()
             .route(
                 "/v1/tenants/{tenant}/events",
                 post(
@@ -191,7 +215,7 @@ mod tests {
                 "/v1/pages",
                 get(|ApiQuery(page): ApiQuery<Page>| async move { Json(json!({"limit": page.limit})) }),
             );
-        with_json_fallbacks(with_body_limit(routes, LIMIT))
+        with_json_fallbacks(with_body_limit(routes, LIMIT).into())
             .layer(axum::middleware::from_fn(connection::close_if_body_unread))
             .with_state(auth)
     }

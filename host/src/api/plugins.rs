@@ -3,11 +3,12 @@
 //! hence admin tokens scoped to `*` only.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{ApiQuery, Id, PluginAdmin, RawBody};
@@ -19,7 +20,7 @@ use crate::registry::{PluginInfo, parse_limits};
 use crate::store::PluginSource;
 
 /// A named plugin and the version its name resolves to.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PluginOut {
     pub name: PluginName,
     /// Of the component's bytes.
@@ -45,6 +46,14 @@ impl From<PluginInfo> for PluginOut {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "plugins",
+    responses(
+        (status = 200, body = List<PluginOut>),
+    ),
+)]
 async fn list(State(app): State<App>, _: PluginAdmin) -> Result<Json<List<PluginOut>>, ApiError> {
     let data = app.list_plugins()?.into_iter().map(Into::into).collect();
     Ok(Json(List { data }))
@@ -52,10 +61,13 @@ async fn list(State(app): State<App>, _: PluginAdmin) -> Result<Json<List<Plugin
 
 /// `?timeout=250ms&memory=64MiB`, written as in the config file; unknown
 /// parameters are refused so a misspelt limit is not silently the default.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
+    /// Per-call timeout, e.g. `250ms`; at most 10s.
     timeout: Option<String>,
+    /// Memory cap, e.g. `64MiB`; at most 1GiB.
     memory: Option<String>,
 }
 
@@ -72,6 +84,18 @@ impl UploadQuery {
 /// A bad query is reported only once the body is read: answering while
 /// the client is still sending it makes the server close the connection,
 /// which a keep-alive client may already be reusing for its next request.
+#[utoipa::path(
+    put,
+    path = "/v1/plugins/{id}",
+    tag = "plugins",
+    params(super::openapi::PluginPath, UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The compiled component (wasm32-wasip2)."),
+    responses(
+        (status = 201, description = "A new name.", body = PluginOut),
+        (status = 200, description = "A replaced version.", body = PluginOut),
+        (status = 409, description = "Declared in the config file.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn upload(
     State(app): State<App>,
     _: PluginAdmin,
@@ -90,8 +114,8 @@ async fn upload(
     Ok((status, Json(info.into())))
 }
 
-pub(super) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/plugins", get(list))
-        .route("/v1/plugins/{id}", put(upload))
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(upload))
 }

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Id, TenantAdmin};
@@ -22,7 +23,7 @@ use crate::ids::{PluginName, SubscriptionId, Tenant};
 use crate::model::{ManagedBy, Subscription};
 
 /// A subscription to create.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionIn {
     /// Where deliveries are posted: `http` or `https`.
@@ -77,7 +78,7 @@ impl TryFrom<SubscriptionIn> for NewSubscription {
 }
 
 /// A partial update: absent fields stay; `null` clears the nullable ones.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionPatch {
     pub url: Option<String>,
@@ -123,7 +124,7 @@ impl TryFrom<SubscriptionPatch> for SubscriptionChanges {
 }
 
 /// A subscription as the API shows it, without its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionOut {
     pub id: SubscriptionId,
     pub tenant: Tenant,
@@ -172,7 +173,7 @@ impl From<Subscription> for SubscriptionOut {
 }
 
 /// A subscription with its secret: the answer to a create.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionWithSecretOut {
     #[serde(flatten)]
     pub subscription: SubscriptionOut,
@@ -191,6 +192,16 @@ impl From<Subscription> for SubscriptionWithSecretOut {
 }
 
 /// 201 with the subscription (its secret included) and its `Location`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/subscriptions",
+    tag = "subscriptions",
+    params(super::openapi::TenantPath),
+    request_body = SubscriptionIn,
+    responses(
+        (status = 201, description = "Created; the only answer that shows the secret.", body = SubscriptionWithSecretOut),
+    ),
+)]
 async fn create(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -208,6 +219,15 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/subscriptions",
+    tag = "subscriptions",
+    params(super::openapi::TenantPath),
+    responses(
+        (status = 200, description = "The tenant's subscriptions.", body = List<SubscriptionOut>),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -217,6 +237,16 @@ async fn list(
     Ok(Json(List { data }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}",
+    tag = "subscriptions",
+    params(super::openapi::SubscriptionPath),
+    responses(
+        (status = 200, body = SubscriptionOut),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn read(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -226,6 +256,18 @@ async fn read(
 }
 
 /// 200 with the updated subscription; 409 for one declared in the config.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}",
+    tag = "subscriptions",
+    params(super::openapi::SubscriptionPath),
+    request_body = SubscriptionPatch,
+    responses(
+        (status = 200, body = SubscriptionOut),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+        (status = 409, description = "Declared in the config file (`config_managed`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn update(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -239,14 +281,14 @@ async fn update(
 }
 
 /// A signing secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SecretKey {
     /// `whsec_` + base64 key.
     pub key: String,
 }
 
 /// The body of a rotation: empty, `{}` or `{"key"}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateIn {
     /// `whsec_` + base64 key; generated when absent.
@@ -255,6 +297,16 @@ pub struct RotateIn {
 }
 
 /// `{"key"}`: the subscription's signing secret.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}/secret",
+    tag = "subscriptions",
+    params(super::openapi::SubscriptionPath),
+    responses(
+        (status = 200, body = SecretKey),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn read_secret(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -266,6 +318,18 @@ async fn read_secret(
 
 /// `{"key"}`: the new secret, the given one or generated when none is given;
 /// 409 for one declared in the config.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}/secret/rotate",
+    tag = "subscriptions",
+    params(super::openapi::SubscriptionPath),
+    request_body = Option<RotateIn>,
+    responses(
+        (status = 200, body = SecretKey),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+        (status = 409, description = "Declared in the config file (`config_managed`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn rotate_secret(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -278,6 +342,17 @@ async fn rotate_secret(
 }
 
 /// 204; 409 for one declared in the config.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/subscriptions/{id}",
+    tag = "subscriptions",
+    params(super::openapi::SubscriptionPath),
+    responses(
+        (status = 204, description = "Deleted; its pending deliveries are cancelled."),
+        (status = 404, description = "No such subscription in the tenant.", body = super::openapi::ErrorBody),
+        (status = 409, description = "Declared in the config file (`config_managed`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn delete(
     State(app): State<App>,
     TenantAdmin(tenant): TenantAdmin,
@@ -287,21 +362,12 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(super) fn router() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/subscriptions", get(list).post(create))
-        .route(
-            "/v1/tenants/{tenant}/subscriptions/{id}",
-            get(read).patch(update).delete(delete),
-        )
-        .route(
-            "/v1/tenants/{tenant}/subscriptions/{id}/secret",
-            get(read_secret),
-        )
-        .route(
-            "/v1/tenants/{tenant}/subscriptions/{id}/secret/rotate",
-            post(rotate_secret),
-        )
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, delete))
+        .routes(routes!(read_secret))
+        .routes(routes!(rotate_secret))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! not stored on their own: the list is derived from the subscriptions.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::Admin;
@@ -15,7 +16,7 @@ use crate::app::{App, TenantSummary};
 use crate::ids::Tenant;
 
 /// A tenant with subscriptions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TenantOut {
     pub tenant: Tenant,
     /// How many subscriptions it has.
@@ -38,6 +39,14 @@ impl From<TenantSummary> for TenantOut {
 }
 
 /// By name; only the tenants the token may administer.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "tenants",
+    responses(
+        (status = 200, body = List<TenantOut>),
+    ),
+)]
 async fn list(
     State(app): State<App>,
     Admin(grant): Admin,
@@ -47,6 +56,6 @@ async fn list(
     Ok(Json(List { data }))
 }
 
-pub(super) fn router() -> Router<ApiState> {
-    Router::new().route("/v1/tenants", get(list))
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(list))
 }

@@ -158,7 +158,7 @@ pub struct NewDelivery {
 }
 
 /// Where an uploaded or configured plugin came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginSource {
     /// Declared in the config file.

@@ -6,6 +6,7 @@ The same ``plugin_config`` and the same output, byte for byte, as the Rust
 test in ``tests/e2e/languages.rs`` compares the two.
 """
 
+import unicodedata
 from decimal import Decimal
 
 from hookshape_plugin import PluginError, deliver_json, log, plugin, skip
@@ -144,7 +145,7 @@ def num(value):
 def is_linkable(url):
     """A web URL that cannot break out of Slack's ``<url|label>`` syntax."""
     return url.startswith(("https://", "http://")) and not any(
-        c.isspace() or not c.isprintable() or c == "|" for c in url
+        c.isspace() or unicodedata.category(c) == "Cc" or c == "|" for c in url
     )
 
 

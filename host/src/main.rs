@@ -12,6 +12,7 @@ use hookshape::clock::{Clock, SystemClock};
 use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format_size};
 use hookshape::dry_run;
 use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
+use hookshape::server::plugin_cache_dir;
 
 /// glibc's malloc was a fifth of the server's CPU under load (arena locks
 /// and consolidation across the flush thread and the runtime's workers);
@@ -119,6 +120,9 @@ enum PluginCommand {
             value_parser = hookshape::config::parse_size
         )]
         memory: u64,
+        /// The data directory whose compile cache to use, as `serve --data` ([storage] path).
+        #[arg(long, env = "HOOKSHAPE_DATA", default_value = DEFAULT_DATA.as_os_str())]
+        data: PathBuf,
     },
 }
 
@@ -127,6 +131,8 @@ static DEFAULT_TIMEOUT: LazyLock<String> =
     LazyLock::new(|| format_duration(PluginLimits::DEFAULT.timeout));
 static DEFAULT_MEMORY: LazyLock<String> =
     LazyLock::new(|| format_size(PluginLimits::DEFAULT.memory_bytes));
+/// `serve`'s data directory without a config: `plugin run` shares its compile cache.
+static DEFAULT_DATA: LazyLock<PathBuf> = LazyLock::new(|| Config::default().storage.path);
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -175,6 +181,7 @@ fn main() -> ExitCode {
                         url,
                         timeout,
                         memory,
+                        data,
                     },
             } => {
                 init_logs(cli.log_format.unwrap_or(LogFormat::Human));
@@ -187,6 +194,7 @@ fn main() -> ExitCode {
                         timeout,
                         memory_bytes: memory,
                     },
+                    &data,
                 )
                 .await
             }
@@ -247,12 +255,31 @@ async fn serve(
 }
 
 fn config_check(file: &Path) -> Result<ExitCode> {
-    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    // The server's compile cache, when the file names a data directory that
+    // parses; a broken file is reported by the check below.
+    let cache = Config::parse(
+        &std::fs::read_to_string(file).unwrap_or_default(),
+        file,
+        &|name| std::env::var(name).ok(),
+    )
+    .ok()
+    .map(|config| plugin_cache_dir(&config.storage.path));
+    let runtime = PluginRuntime::new(cache.as_deref()).context("setting up the plugin runtime")?;
     let checked = Config::check(file, &mut |name, plugin| {
         let path = plugin.path.display();
         let wasm =
             std::fs::read(&plugin.path).map_err(|e| format!("{path}: cannot read it: {e}"))?;
         let loaded = runtime.load(&wasm).map_err(|e| format!("{path}: {e}"))?;
+        // Starting it once catches a memory cap below its starting image now
+        // rather than at the first delivery.
+        let limits = PluginLimits {
+            timeout: plugin.timeout,
+            memory_bytes: plugin.memory,
+        };
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(runtime.instantiate_once(&loaded, limits))
+        })
+        .map_err(|e| format!("{path}: does not start under its limits: {e}"))?;
         println!(
             "plugin {name}: ok ({} bytes, sha256 {})",
             loaded.size, loaded.sha256
@@ -295,6 +322,7 @@ async fn plugin_run(
     config: Option<&str>,
     url: &str,
     limits: PluginLimits,
+    data: &Path,
 ) -> Result<ExitCode> {
     let wasm =
         std::fs::read(plugin).with_context(|| format!("cannot read {}", plugin.display()))?;
@@ -303,7 +331,8 @@ async fn plugin_run(
     let now = SystemClock.now();
     let event = dry_run::parse_event(&text, now).with_context(|| event.display().to_string())?;
     let config = read_plugin_config(config)?;
-    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    let runtime = PluginRuntime::new(Some(&plugin_cache_dir(data)))
+        .context("setting up the plugin runtime")?;
     let loaded = runtime
         .load(&wasm)
         .with_context(|| plugin.display().to_string())?;

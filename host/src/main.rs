@@ -12,6 +12,7 @@ use hookshape::clock::{Clock, SystemClock};
 use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format_size};
 use hookshape::dry_run;
 use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime};
+use hookshape::scaffold::{self, Lang};
 use hookshape::server::plugin_cache_dir;
 
 /// glibc's malloc was a fifth of the server's CPU under load (arena locks
@@ -92,6 +93,20 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Create a plugin project (source, build file, a test, a README) that builds as written.
+    New {
+        /// The plugin's name: lowercase letters, digits and '-'.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// Where to create the project's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The hookshape plugin-sdk directory the project depends on.
+        #[arg(long, default_value = DEFAULT_SDK.as_os_str())]
+        sdk: PathBuf,
+    },
     /// Dry run: transform one event file and print the request or the skip reason.
     Run {
         /// The plugin component (.wasm).
@@ -131,6 +146,8 @@ static DEFAULT_TIMEOUT: LazyLock<String> =
     LazyLock::new(|| format_duration(PluginLimits::DEFAULT.timeout));
 static DEFAULT_MEMORY: LazyLock<String> =
     LazyLock::new(|| format_size(PluginLimits::DEFAULT.memory_bytes));
+/// The SDK of the source tree this binary was built from.
+static DEFAULT_SDK: LazyLock<PathBuf> = LazyLock::new(scaffold::default_sdk_dir);
 /// `serve`'s data directory without a config: `plugin run` shares its compile cache.
 static DEFAULT_DATA: LazyLock<PathBuf> = LazyLock::new(|| Config::default().storage.path);
 
@@ -197,6 +214,19 @@ fn main() -> ExitCode {
                     &data,
                 )
                 .await
+            }
+            Command::Plugin {
+                command:
+                    PluginCommand::New {
+                        name,
+                        lang,
+                        dir,
+                        sdk,
+                    },
+            } => {
+                let project = scaffold::create(&dir, &name, lang, &sdk)?;
+                println!("created {}: see its README.md", project.display());
+                Ok(ExitCode::SUCCESS)
             }
             Command::Completions { shell } => {
                 clap_complete::generate(

@@ -18,7 +18,8 @@ import { build } from 'esbuild';
 /** The WASI features the component leaves out (see the header). */
 export const DISABLED_FEATURES = ['http', 'fetch-event'];
 
-const WIT = join(dirname(fileURLToPath(import.meta.url)), 'wit');
+const SDK = dirname(fileURLToPath(import.meta.url));
+const WIT = join(SDK, 'wit');
 
 /** Builds `source` (a module exporting `transform`) into the component `out`. */
 export async function buildPlugin(source, out) {
@@ -27,9 +28,10 @@ export async function buildPlugin(source, out) {
   try {
     const bundle = join(work, 'plugin.js');
     await build({
+      // `hookshape-plugin` is this SDK wherever the plugin imports it from, so
+      // the entry and the plugin share one copy of it.
+      alias: { 'hookshape-plugin': SDK },
       stdin: {
-        // The SDK is imported by name from the plugin's directory, so the entry
-        // and the plugin share one copy of it.
         contents: [
           "import { log } from 'hookshape:plugin/host@0.1.0';",
           "import { component } from 'hookshape-plugin';",

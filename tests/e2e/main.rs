@@ -14,6 +14,7 @@ mod crash;
 mod faults;
 mod harness;
 mod hostile;
+mod languages;
 mod limits;
 mod operational;
 mod plugins;

@@ -282,3 +282,40 @@ fn plugin_new_writes_a_javascript_project_that_passes_its_test_and_builds() {
     run_in(&project, "npm", &["run", "build"], &[]);
     assert_dry_run_delivers(&project, &project.join("chat_digest.wasm"));
 }
+
+#[test]
+fn config_check_starts_each_plugin_so_a_cap_below_its_image_fails_there() {
+    let Some(wasm) = build_foreign_plugin("slack-threshold-py", Toolchain::Python) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // The compile cache `serve` would use, so the component compiles once.
+    let data = golden_data();
+    let check = |memory: &str| {
+        let file = dir.path().join(format!("{memory}.toml"));
+        let toml = format!(
+            "[storage]\npath = {:?}\n[plugins.py]\npath = {:?}\nmemory = {memory:?}\n",
+            data.display().to_string(),
+            wasm.display().to_string()
+        );
+        std::fs::write(&file, toml).expect("writing the config");
+        run_binary(
+            &["config", "check", &file.display().to_string()],
+            dir.path(),
+            CLI_DEADLINE,
+        )
+    };
+    // The Python interpreter's starting image is 12.4 MiB.
+    let (status, stdout, stderr) = check("12MiB");
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("plugins.py:")
+            && stderr.contains(
+                "does not start under its limits: plugin exceeded its 12 MiB memory limit"
+            ),
+        "{stderr}"
+    );
+    let (status, stdout, stderr) = check("16MiB");
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("plugin py: ok"), "{stdout}");
+}

@@ -63,7 +63,7 @@ fn dry_run(wasm: &Path, event: &Path, config: &Value, data: &Path) -> String {
         "--timeout",
         "10s",
     ];
-    let (_status, stdout, stderr) = run_binary(&args, &workspace_dir(), CLI_DEADLINE);
+    let (_status, stdout, stderr) = run_binary(&args, workspace_dir(), CLI_DEADLINE);
     assert!(!stdout.is_empty(), "plugin run printed nothing: {stderr}");
     stdout
         .lines()

@@ -17,6 +17,7 @@
 //! cargo bench -p hookshape --bench dispatch -- --quick  # smoke run, seconds (CI)
 //! cargo bench -p hookshape --bench dispatch -- --only 4,5
 //! cargo bench -p hookshape --bench dispatch -- --sync os   # storage.sync = "os" (default "full")
+//! cargo bench -p hookshape --bench dispatch -- --only 4,9 --plugin py   # scenarios 4 and 9 in Python (or js)
 //! ```
 //!
 //! Latency is measured from the moment the generator has the 202 (the event
@@ -44,12 +45,15 @@ struct Options {
     quick: bool,
     /// Scenario numbers to run besides the raw limit; empty: all.
     only: Vec<u32>,
+    /// The language of scenarios 4 and 9's plugin.
+    plugin: scenarios::SlackPlugin,
 }
 
 fn options() -> Options {
     let mut opts = Options {
         quick: false,
         only: Vec::new(),
+        plugin: scenarios::SlackPlugin::Rust,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,6 +66,11 @@ fn options() -> Options {
                     other => panic!("--sync takes full or os, not {other:?}"),
                 };
                 let _ = server::SYNC.set(mode);
+            }
+            "--plugin" => {
+                let lang = args.next().unwrap_or_default();
+                opts.plugin = scenarios::SlackPlugin::parse(&lang)
+                    .unwrap_or_else(|| panic!("--plugin takes rust, py or js, not {lang:?}"));
             }
             "--only" => {
                 let list = args.next().unwrap_or_default();
@@ -97,10 +106,10 @@ async fn run(opts: &Options) -> Vec<Row> {
         restart = Some(after);
     }
     if wanted(3) {
-        rows.push(scenarios::one_subscription(sizes, false).await);
+        rows.push(scenarios::one_subscription(sizes, None).await);
     }
     if wanted(4) {
-        rows.push(scenarios::one_subscription(sizes, true).await);
+        rows.push(scenarios::one_subscription(sizes, Some(opts.plugin)).await);
     }
     if wanted(5) {
         rows.push(scenarios::fan_out(sizes).await);
@@ -113,7 +122,7 @@ async fn run(opts: &Options) -> Vec<Row> {
         rows.push(scenarios::fixed_rate(sizes).await);
     }
     if wanted(9) {
-        rows.push(scenarios::transform_alone(sizes).await);
+        rows.push(scenarios::transform_alone(sizes, opts.plugin).await);
     }
     if wanted(10) {
         rows.push(scenarios::store_alone(sizes).await);

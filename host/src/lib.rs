@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod plugin;
 pub mod registry;
+pub mod scaffold;
 pub mod server;
 pub mod services;
 pub mod store;

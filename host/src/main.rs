@@ -14,6 +14,8 @@ use hookshape::config::{Config, ConfigErrors, LogFormat, format_duration, format
 use hookshape::delivery::render::{self, NotSent, Transformer};
 use hookshape::ids::Tenant;
 use hookshape::plugin::{PluginLimits, PluginRuntime};
+use hookshape::scaffold::{self, Lang};
+use hookshape::server::plugin_cache_dir;
 use hookshape::store::Backend;
 
 /// glibc's malloc was a fifth of the server's CPU under load (arena locks
@@ -110,6 +112,20 @@ enum StorageCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Create a plugin project (source, build file, a test, a README) that builds as written.
+    New {
+        /// The plugin's name: lowercase letters, digits and '-'.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// Where to create the project's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The hookshape plugin-sdk directory the project depends on.
+        #[arg(long, default_value = DEFAULT_SDK.as_os_str())]
+        sdk: PathBuf,
+    },
     /// Dry run: transform one event file and print the request or the skip reason.
     Run {
         /// The plugin component (.wasm).
@@ -141,6 +157,9 @@ enum PluginCommand {
             value_parser = hookshape::config::parse_size
         )]
         memory: u64,
+        /// The data directory whose compile cache to use, as `serve --data` ([storage] path).
+        #[arg(long, env = "HOOKSHAPE_DATA", default_value = DEFAULT_DATA.as_os_str())]
+        data: PathBuf,
     },
 }
 
@@ -149,6 +168,10 @@ static DEFAULT_TIMEOUT: LazyLock<String> =
     LazyLock::new(|| format_duration(PluginLimits::DEFAULT.timeout));
 static DEFAULT_MEMORY: LazyLock<String> =
     LazyLock::new(|| format_size(PluginLimits::DEFAULT.memory_bytes));
+/// The SDK of the source tree this binary was built from.
+static DEFAULT_SDK: LazyLock<PathBuf> = LazyLock::new(scaffold::default_sdk_dir);
+/// `serve`'s data directory without a config: `plugin run` shares its compile cache.
+static DEFAULT_DATA: LazyLock<PathBuf> = LazyLock::new(|| Config::default().storage.path);
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -198,6 +221,7 @@ fn main() -> ExitCode {
                         tenant,
                         timeout,
                         memory,
+                        data,
                     },
             } => {
                 init_logs(cli.log_format.unwrap_or(LogFormat::Human));
@@ -211,6 +235,7 @@ fn main() -> ExitCode {
                         timeout,
                         memory_bytes: memory,
                     },
+                    &data,
                 )
                 .await
             }
@@ -219,6 +244,19 @@ fn main() -> ExitCode {
             } => {
                 init_logs(cli.log_format.unwrap_or(LogFormat::Human));
                 storage_migrate(&config).await
+            }
+            Command::Plugin {
+                command:
+                    PluginCommand::New {
+                        name,
+                        lang,
+                        dir,
+                        sdk,
+                    },
+            } => {
+                let project = scaffold::create(&dir, &name, lang, &sdk)?;
+                println!("created {}: see its README.md", project.display());
+                Ok(ExitCode::SUCCESS)
             }
             Command::Completions { shell } => {
                 clap_complete::generate(
@@ -300,12 +338,31 @@ async fn storage_migrate(file: &Path) -> Result<ExitCode> {
 }
 
 fn config_check(file: &Path) -> Result<ExitCode> {
-    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    // The server's compile cache, when the file names a data directory that
+    // parses; a broken file is reported by the check below.
+    let cache = Config::parse(
+        &std::fs::read_to_string(file).unwrap_or_default(),
+        file,
+        &|name| std::env::var(name).ok(),
+    )
+    .ok()
+    .map(|config| plugin_cache_dir(&config.storage.path));
+    let runtime = PluginRuntime::new(cache.as_deref()).context("setting up the plugin runtime")?;
     let checked = Config::check(file, &mut |name, plugin| {
         let path = plugin.path.display();
         let wasm =
             std::fs::read(&plugin.path).map_err(|e| format!("{path}: cannot read it: {e}"))?;
         let loaded = runtime.load(&wasm).map_err(|e| format!("{path}: {e}"))?;
+        // Starting it once catches a memory cap below its starting image now
+        // rather than at the first delivery.
+        let limits = PluginLimits {
+            timeout: plugin.timeout,
+            memory_bytes: plugin.memory,
+        };
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(runtime.instantiate_once(&loaded, limits))
+        })
+        .map_err(|e| format!("{path}: does not start under its limits: {e}"))?;
         println!(
             "plugin {name}: ok ({} bytes, sha256 {})",
             loaded.size, loaded.sha256
@@ -349,6 +406,7 @@ async fn plugin_run(
     url: &str,
     tenant: Option<Tenant>,
     limits: PluginLimits,
+    data: &Path,
 ) -> Result<ExitCode> {
     let wasm =
         std::fs::read(plugin).with_context(|| format!("cannot read {}", plugin.display()))?;
@@ -358,7 +416,8 @@ async fn plugin_run(
     let event =
         dry_run::parse_event(&text, tenant, now).with_context(|| event.display().to_string())?;
     let sub = dry_run::offline_subscription(&event, read_plugin_config(config)?, url, now)?;
-    let runtime = PluginRuntime::new(None).context("setting up the plugin runtime")?;
+    let runtime = PluginRuntime::new(Some(&plugin_cache_dir(data)))
+        .context("setting up the plugin runtime")?;
     let loaded = runtime
         .load(&wasm)
         .with_context(|| plugin.display().to_string())?;

@@ -110,6 +110,12 @@ impl Running {
     }
 }
 
+/// The compile cache inside a data directory (`[storage] path`), shared by
+/// `serve`, `config check` and `plugin run`.
+pub fn plugin_cache_dir(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("plugin-cache")
+}
+
 /// Starts the plugin engine and loads the config's plugins, then the
 /// uploaded ones. Compiling takes up to a second per plugin, so it runs on a
 /// blocking thread rather than stalling the reactor.
@@ -117,7 +123,7 @@ async fn load_plugins(
     config: &Config,
     store: SharedStore,
 ) -> Result<Arc<PluginRegistry>, ServerError> {
-    let cache_dir = config.storage.path.join("plugin-cache");
+    let cache_dir = plugin_cache_dir(&config.storage.path);
     let declared = config.plugins.clone();
     let uploads = read_uploads(&*store)
         .await

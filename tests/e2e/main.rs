@@ -19,6 +19,7 @@ mod first_start;
 mod harness;
 mod hostile;
 mod hostile_api;
+mod languages;
 mod limits;
 mod multinode;
 mod openapi;

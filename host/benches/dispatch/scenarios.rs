@@ -288,18 +288,59 @@ async fn drive(
     }
 }
 
-/// Scenarios 3 and 4: one subscription on the report-run sample, with or without the
-/// `slack-threshold` plugin (configured so every event crosses the threshold).
-pub async fn one_subscription(sizes: Sizes, plugin: bool) -> Row {
+/// The plugin of scenarios 4 and 9: `slack-threshold` in one of its
+/// languages (`--plugin rust|py|js`); the ports answer byte for byte alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackPlugin {
+    /// `plugins/slack-threshold`.
+    Rust,
+    /// `plugins/slack-threshold-py` (componentize-py).
+    Python,
+    /// `plugins/slack-threshold-js` (componentize-js).
+    JavaScript,
+}
+
+impl SlackPlugin {
+    /// From `--plugin`'s value.
+    pub fn parse(arg: &str) -> Option<SlackPlugin> {
+        match arg {
+            "rust" => Some(SlackPlugin::Rust),
+            "py" => Some(SlackPlugin::Python),
+            "js" => Some(SlackPlugin::JavaScript),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SlackPlugin::Rust => "slack-threshold",
+            SlackPlugin::Python => "slack-threshold-py",
+            SlackPlugin::JavaScript => "slack-threshold-js",
+        }
+    }
+
+    /// Builds the component from source.
+    fn wasm(self) -> std::path::PathBuf {
+        use hookshape::plugin::testing::{Toolchain, build_foreign_plugin, build_plugin};
+        let toolchain = match self {
+            SlackPlugin::Rust => return build_plugin(self.name()),
+            SlackPlugin::Python => Toolchain::Python,
+            SlackPlugin::JavaScript => Toolchain::JavaScript,
+        };
+        build_foreign_plugin(self.name(), toolchain)
+            .unwrap_or_else(|| panic!("{} cannot be built here", self.name()))
+    }
+}
+
+/// Scenarios 3 and 4: one subscription on the report-run sample, with or without
+/// `slack-threshold` (configured so every event crosses the threshold).
+pub async fn one_subscription(sizes: Sizes, plugin: Option<SlackPlugin>) -> Row {
     let receiver = Receiver::start().await;
     let mut sub = subscription("s0", &receiver, "report_run_completed");
     let mut plugins = Vec::new();
-    if plugin {
-        plugins.push((
-            "slack-threshold",
-            hookshape::plugin::testing::build_plugin("slack-threshold"),
-        ));
-        sub.plugin = Some(("slack-threshold", SLACK_CONFIG));
+    if let Some(plugin) = plugin {
+        plugins.push((plugin.name(), plugin.wasm()));
+        sub.plugin = Some((plugin.name(), SLACK_CONFIG));
     }
     let dir = prepare(&plugins, &[sub]);
     let server = ServerProcess::start(dir.path()).await;
@@ -307,12 +348,11 @@ pub async fn one_subscription(sizes: Sizes, plugin: bool) -> Row {
         "report_run_completed".into()
     });
     let run = drive(sizes, &server, &receiver, body, sizes.e2e_events, 1).await;
-    let name = if plugin {
-        "4. e2e, 1 sub, slack-threshold"
-    } else {
-        "3. e2e, 1 sub, no plugin"
+    let name = match plugin {
+        Some(plugin) => format!("4. e2e, 1 sub, {}", plugin.name()),
+        None => "3. e2e, 1 sub, no plugin".to_owned(),
     };
-    let row = run.finish(name, &server).await;
+    let row = run.finish(&name, &server).await;
     server.kill9().await;
     row
 }
@@ -426,12 +466,11 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
 /// time with nothing else running: what instantiate + call + drop costs
 /// without the queueing of a saturated server (the same `PluginRuntime` and
 /// sandbox the server uses; the duration is its own `TransformReport`'s).
-pub async fn transform_alone(sizes: Sizes) -> Row {
+pub async fn transform_alone(sizes: Sizes, slack: SlackPlugin) -> Row {
     use hookshape::plugin::{Outcome, PluginLimits, PluginRuntime, TransformInput};
 
     let runtime = PluginRuntime::new(None).expect("a plugin runtime");
-    let wasm = std::fs::read(hookshape::plugin::testing::build_plugin("slack-threshold"))
-        .expect("the built slack-threshold component");
+    let wasm = std::fs::read(slack.wasm()).expect("the built slack-threshold component");
     let plugin = runtime.load(&wasm).expect("slack-threshold loads");
     let now = hookshape::clock::Timestamp(0);
     let event = hookshape::app::dry_run::parse_event(
@@ -460,7 +499,7 @@ pub async fn transform_alone(sizes: Sizes) -> Row {
         durations.push(report.duration);
     }
     let elapsed = started.elapsed();
-    let mut row = Row::new("9. transform alone, slack-threshold");
+    let mut row = Row::new(&format!("9. transform alone, {}", slack.name()));
     let quantiles = Percentiles::of(durations);
     row.transform_p50 = quantiles.as_ref().map(|q| q.p50);
     row.transform_p99 = quantiles.as_ref().map(|q| q.p99);

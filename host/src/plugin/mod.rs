@@ -27,6 +27,7 @@ mod cache;
 mod sandbox;
 #[doc(hidden)]
 pub mod testing;
+mod trap;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,8 +64,11 @@ use bindings::{Transformer, TransformerPre};
 /// transforms are CPU-bound on a few cores and queueing costs nothing.
 const MAX_INSTANCES: u32 = 256;
 
-/// The pool's per-component maxima (see [`engine_config`]).
-const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// The pool's per-component maxima (see [`engine_config`]). A Python plugin
+/// (componentize-py: CPython, libc and its shims linked as separate modules)
+/// starts 14 core instances, a JavaScript one (componentize-js) 3 and a
+/// Rust one 3; 32 leaves a Python plugin room for native-extension modules.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
 
@@ -145,6 +149,14 @@ pub enum PluginError {
          and hookshape:plugin/host only): {0}"
     )]
     UnsupportedImport(String),
+    /// It imports `wasi:http`, as componentize-js builds do by default.
+    #[error(
+        "the component imports wasi:http, which hookshape does not give plugins: build a \
+         JavaScript plugin with `componentize-js --disable http fetch-event` (the \
+         hookshape-plugin JS SDK's build does); plugins cannot make requests, they return the \
+         one hookshape sends"
+    )]
+    ImportsHttp,
     /// It does not export the `transformer` world.
     #[error(
         "the component does not implement the hookshape `transformer` world (it must export \
@@ -333,10 +345,13 @@ impl PluginRuntime {
             }
         };
 
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::UnsupportedImport(format!("{e:#}")))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            if imports_http(&component, &self.engine) {
+                PluginError::ImportsHttp
+            } else {
+                PluginError::UnsupportedImport(format!("{e:#}"))
+            }
+        })?;
         let pre =
             TransformerPre::new(pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
 
@@ -381,7 +396,7 @@ impl PluginRuntime {
         let logs = log.lock().take_lines();
         let result = result.map_err(|error| match error {
             TransformError::Trap(trap) => {
-                TransformError::Trap(panic_message(&logs).unwrap_or(trap))
+                TransformError::Trap(trap::explain(&logs).unwrap_or(trap))
             }
             other => other,
         });
@@ -392,13 +407,27 @@ impl PluginRuntime {
         }
     }
 
-    async fn run(
+    /// Instantiates the plugin once under `limits` and drops it, calling
+    /// nothing: a memory cap below the component's starting image (12.4 MiB
+    /// for a Python plugin) fails here, when a config is checked, rather than
+    /// at the first delivery.
+    pub async fn instantiate_once(
         &self,
         plugin: &LoadedPlugin,
         limits: PluginLimits,
-        input: TransformInput<'_>,
-        log: PluginLog,
-    ) -> Result<Outcome, TransformError> {
+    ) -> Result<(), TransformError> {
+        let _slot = self.slots.acquire().await.ok();
+        let (mut store, deadline) = self.store(limits, PluginLog::default());
+        let instantiate = plugin.pre.instantiate_async(&mut store);
+        match tokio::time::timeout_at((deadline + EPOCH_TICK).into(), instantiate).await {
+            Err(_elapsed) => Err(TransformError::Timeout(limits.timeout)),
+            Ok(Err(error)) => Err(classify_trap(&error, limits)),
+            Ok(Ok(_instance)) => Ok(()),
+        }
+    }
+
+    /// A fresh store for one call under `limits`, and the call's deadline.
+    fn store(&self, limits: PluginLimits, log: PluginLog) -> (wasmtime::Store<Sandbox>, Instant) {
         let memory_bytes = limits.memory_bytes.min(MAX_MEMORY_BYTES);
         let mut store = wasmtime::Store::new(&self.engine, Sandbox::new(memory_bytes, log));
         store.limiter(|sandbox| &mut sandbox.limiter);
@@ -416,7 +445,17 @@ impl PluginRuntime {
                 UpdateDeadline::Continue(1)
             })
         });
+        (store, deadline)
+    }
 
+    async fn run(
+        &self,
+        plugin: &LoadedPlugin,
+        limits: PluginLimits,
+        input: TransformInput<'_>,
+        log: PluginLog,
+    ) -> Result<Outcome, TransformError> {
+        let (mut store, deadline) = self.store(limits, log);
         let (event, subscription) = wit_input(&input);
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -448,9 +487,9 @@ fn engine_config() -> wasmtime::Config {
         // slot permit always means the pool can instantiate: a component
         // with many memories or tables cannot starve other plugins' calls.
         //
-        // A Rust wasip2 plugin instantiates 3 core modules (its code and two
-        // small adapter shims); 16 leaves room for composed components.
-        // Core instances reserve no address space.
+        // Core instances reserve nothing: in wasmtime 48 the total is a
+        // counter of live instances (no slot, no address space), so sizing it
+        // for every call being a Python plugin costs no memory.
         .total_core_instances(MAX_INSTANCES * CORE_INSTANCES_PER_COMPONENT)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         // One linear memory per plugin in practice; 4 allows a few composed
@@ -519,6 +558,14 @@ fn spawn_epoch_ticker(engine: &wasmtime::Engine) -> std::io::Result<()> {
     Ok(())
 }
 
+/// True when the component imports any `wasi:http` interface.
+fn imports_http(component: &Component, engine: &wasmtime::Engine) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/"))
+}
+
 /// Tells garbage and core modules apart from components before compiling,
 /// so the error says what to fix.
 fn check_component_header(wasm: &[u8]) -> Result<(), PluginError> {
@@ -563,26 +610,6 @@ fn classify_trap(error: &wasmtime::Error, limits: PluginLimits) -> TransformErro
         Some(trap) => TransformError::Trap(trap.to_string()),
         None => TransformError::Trap(format!("{error:#}")),
     }
-}
-
-/// The message of a Rust panic, from what the panic hook printed to stderr:
-/// `thread '...' panicked at src/lib.rs:10:5:` then the message lines.
-fn panic_message(logs: &[LogLine]) -> Option<String> {
-    let stderr: Vec<&str> = logs
-        .iter()
-        .filter(|l| l.level == "stderr")
-        .map(|l| l.message.as_str())
-        .collect();
-    let at = stderr.iter().rposition(|l| l.contains(" panicked at "))?;
-    let location = stderr[at]
-        .split_once(" panicked at ")
-        .map(|(_, loc)| loc.trim_end_matches(':'))?;
-    let message: Vec<&str> = stderr[at + 1..]
-        .iter()
-        .take_while(|l| !l.starts_with("note: "))
-        .copied()
-        .collect();
-    Some(format!("panicked at {location}: {}", message.join("\n")))
 }
 
 /// Refuses requests hookshape will not send: too large, or with headers

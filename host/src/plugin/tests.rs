@@ -415,29 +415,6 @@ fn headers_of_the_binary_are_told_apart() {
 }
 
 #[test]
-fn panic_messages_are_read_from_stderr() {
-    let line = |level: &str, message: &str| LogLine {
-        level: level.into(),
-        message: message.into(),
-    };
-    let logs = vec![
-        line("info", "starting"),
-        line("stderr", ""),
-        line("stderr", "thread '<unnamed>' panicked at src/lib.rs:83:27:"),
-        line("stderr", "index out of bounds"),
-        line(
-            "stderr",
-            "note: run with `RUST_BACKTRACE=1` environment variable",
-        ),
-    ];
-    assert_eq!(
-        panic_message(&logs).as_deref(),
-        Some("panicked at src/lib.rs:83:27: index out of bounds")
-    );
-    assert_eq!(panic_message(&logs[..1]), None);
-}
-
-#[test]
 fn errors_read_as_sentences() {
     assert_eq!(
         TransformError::Timeout(Duration::from_millis(100)).to_string(),

@@ -315,6 +315,7 @@ mod tests {
             include_str!("tenants.rs"),
             include_str!("plugins.rs"),
             include_str!("health.rs"),
+            include_str!("console.rs"),
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
         let files = std::fs::read_dir(&dir).unwrap().count();

@@ -14,7 +14,7 @@
 //! full, and checks that nothing acknowledged is lost and that ingest
 //! resumes by itself once retention has deleted what was delivered.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,7 +26,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
-use crate::harness::{ADMIN, ConfigBuilder, Receiver, Server, eventually, sled_only};
+use crate::harness::{
+    ADMIN, ConfigBuilder, Receiver, Server, assert_first_arrivals_in_order, delivered_keys,
+    eventually, sled_only,
+};
 
 /// Cycles in the short form CI runs.
 const DEFAULT_CYCLES: u64 = 15;
@@ -108,15 +111,6 @@ async fn client_loop(
             None => return,
         }
     }
-}
-
-/// The keys a receiver got, in arrival order.
-fn delivered_keys(receiver: &Receiver) -> Vec<String> {
-    receiver
-        .requests()
-        .iter()
-        .map(|r| r.json()["data"]["key"].as_str().expect("a key").to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -215,22 +209,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_keeps_order() {
     );
 
     // First arrivals of the ordered subscription follow posting order.
-    let position: HashMap<&String, usize> = ledger
-        .ordered
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k, i))
-        .collect();
-    let mut seen = HashSet::new();
-    let firsts: Vec<usize> = delivered_keys(&ordered)
-        .into_iter()
-        .filter(|k| seen.insert(k.clone()))
-        .map(|k| position[&k])
-        .collect();
-    assert!(
-        firsts.windows(2).all(|w| w[0] < w[1]),
-        "the ordered subscription got events out of order (posting positions): {firsts:?}"
-    );
+    assert_first_arrivals_in_order(&ledger.ordered, delivered_keys(&ordered));
     let duplicates = all.len() - all.iter().collect::<HashSet<_>>().len();
     eprintln!(
         "crash harness: {cycles} cycles, {} posted, {} acknowledged, {} deliveries, {duplicates} redelivered after a kill",

@@ -12,7 +12,7 @@
 // Each test module uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -1321,4 +1321,34 @@ pub fn metric_total(exposition: &str, name: &str) -> f64 {
                 .unwrap_or_else(|_| panic!("not a sample line: {line}"))
         })
         .sum()
+}
+
+// ---------------------------------------------------------------------------
+// Load checks
+
+/// The `data.key` of every request a receiver got, in arrival order: the
+/// load tests put a key in each event's payload.
+pub fn delivered_keys(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["data"]["key"].as_str().expect("a key").to_owned())
+        .collect()
+}
+
+/// Asserts that the first arrival of each key follows the order in which
+/// the keys were posted (redeliveries after a crash may repeat one).
+pub fn assert_first_arrivals_in_order(posted: &[String], delivered: Vec<String>) {
+    let position: HashMap<&String, usize> =
+        posted.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut seen = HashSet::new();
+    let firsts: Vec<usize> = delivered
+        .into_iter()
+        .filter(|k| seen.insert(k.clone()))
+        .map(|k| position[&k])
+        .collect();
+    assert!(
+        firsts.windows(2).all(|w| w[0] < w[1]),
+        "the ordered subscription got events out of order (posting positions): {firsts:?}"
+    );
 }

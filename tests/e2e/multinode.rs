@@ -14,7 +14,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::harness::{
-    ConfigBuilder, Receiver, Server, create_database, eventually, postgres_cluster,
+    ConfigBuilder, Receiver, Server, assert_first_arrivals_in_order, create_database,
+    delivered_keys, eventually, postgres_cluster,
 };
 use crate::postgres::{Cluster, bin};
 
@@ -37,15 +38,6 @@ fn query(database: &str, sql: &str) -> Vec<Vec<String>> {
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| l.split('|').map(str::to_owned).collect())
-        .collect()
-}
-
-/// The keys (source ids) a receiver got, in arrival order.
-fn delivered_keys(receiver: &Receiver) -> Vec<String> {
-    receiver
-        .requests()
-        .iter()
-        .map(|r| r.json()["data"]["key"].as_str().expect("a key").to_owned())
         .collect()
 }
 
@@ -219,21 +211,7 @@ async fn three_nodes_share_the_work_and_a_kill_9_loses_nothing() {
     );
 
     let ordered_posted = ordered_posted.lock().unwrap().clone();
-    let position: HashMap<&String, usize> = ordered_posted
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k, i))
-        .collect();
-    let mut seen = HashSet::new();
-    let firsts: Vec<usize> = delivered_keys(&ordered)
-        .into_iter()
-        .filter(|k| seen.insert(k.clone()))
-        .map(|k| position[&k])
-        .collect();
-    assert!(
-        firsts.windows(2).all(|w| w[0] < w[1]),
-        "the ordered subscription got events out of order (posting positions): {firsts:?}"
-    );
+    assert_first_arrivals_in_order(&ordered_posted, delivered_keys(&ordered));
     // Every node delivered: the work is shared.
     for node in &nodes {
         assert!(

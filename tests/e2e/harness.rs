@@ -241,18 +241,7 @@ pub fn create_database(cluster: String) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let out = Command::new(crate::postgres::bin("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .arg(format!("{cluster}/postgres"))
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "creating database {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    format!("{cluster}/{name}")
+    crate::pg_cluster::create_database(&cluster, &name)
 }
 
 /// The config file as the server gets it: on PostgreSQL, `[storage]` names

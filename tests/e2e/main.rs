@@ -24,6 +24,10 @@ mod limits;
 mod multinode;
 mod openapi;
 mod operational;
+// Shared with the benchmark, which alone reads the postmaster's pid.
+#[allow(dead_code)]
+#[path = "../support/pg_cluster.rs"]
+mod pg_cluster;
 mod plugins;
 mod postgres;
 mod recover;

@@ -17,7 +17,7 @@ use crate::harness::{
     ConfigBuilder, Receiver, Server, assert_first_arrivals_in_order, create_database,
     delivered_keys, eventually, postgres_cluster,
 };
-use crate::postgres::{Cluster, bin};
+use crate::pg_cluster::{Cluster, THROWAWAY, bin};
 
 /// Clients posting at once, each this many events (bounded load).
 const CLIENTS: usize = 4;
@@ -46,7 +46,7 @@ async fn three_nodes_share_the_work_and_a_kill_9_loses_nothing() {
     if postgres_cluster().is_some() {
         return; // the suite's postgres run: this test runs in the sled run
     }
-    let Some(cluster) = Cluster::start() else {
+    let Some(cluster) = Cluster::start(THROWAWAY) else {
         eprintln!("PostgreSQL is not installed: the multi-node test is skipped");
         return;
     };

@@ -21,10 +21,10 @@ use hyper_util::rt::TokioExecutor;
 /// Builds the body of the `i`th request.
 pub type BodyFn = Arc<dyn Fn(u64) -> Bytes + Send + Sync>;
 
-/// Where and what to post.
+/// Where and what to post: the `i`th request goes to `uris[i % len]`.
 #[derive(Clone)]
 pub struct Target {
-    pub uri: Uri,
+    pub uris: Arc<[Uri]>,
     pub token: Option<Arc<str>>,
     pub body: BodyFn,
 }
@@ -74,7 +74,7 @@ type Answer = Option<Option<(Box<str>, Instant)>>;
 async fn post_one(client: &Client<HttpConnector, Full<Bytes>>, target: &Target, i: u64) -> Answer {
     let mut req = Request::builder()
         .method(Method::POST)
-        .uri(target.uri.clone())
+        .uri(target.uris[(i % target.uris.len() as u64) as usize].clone())
         .header("content-type", "application/json");
     if let Some(token) = &target.token {
         req = req.header("authorization", format!("Bearer {token}"));

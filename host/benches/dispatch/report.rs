@@ -1,7 +1,7 @@
 //! One row per scenario and the table they print as: throughput, ack-to-
 //! receipt latency, the server's own transform histogram, peak RSS, CPU time
-//! per delivery, and the ratio to the raw loopback limit measured in the same
-//! run.
+//! per delivery (server, database on PostgreSQL, benchmark), and the ratio to
+//! the raw loopback limit measured in the same run.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -54,6 +54,29 @@ pub fn rate_since(from: Instant, receipts: &[Receipt]) -> Option<f64> {
     Some(receipts.len() as f64 / last.saturating_duration_since(from).as_secs_f64().max(1e-9))
 }
 
+/// CPU time of the server nodes, the database (PostgreSQL only) and the
+/// benchmark process (load generator and receiver, which share the machine):
+/// a reading so far, or the time one delivery cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    pub server: Duration,
+    pub db: Option<Duration>,
+    pub bench: Duration,
+}
+
+impl Cpu {
+    /// What was spent from `before` to `after`, per delivery.
+    pub fn per_delivery(before: Cpu, after: Cpu, deliveries: usize) -> Option<Cpu> {
+        let n = u32::try_from(deliveries).ok().filter(|&n| n > 0)?;
+        let spent = |a: Duration, b: Duration| a.saturating_sub(b) / n;
+        Some(Cpu {
+            server: spent(after.server, before.server),
+            db: after.db.zip(before.db).map(|(a, b)| spent(a, b)),
+            bench: spent(after.bench, before.bench),
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Row {
     pub name: String,
@@ -63,9 +86,7 @@ pub struct Row {
     pub transform_p50: Option<Duration>,
     pub transform_p99: Option<Duration>,
     pub peak_rss_kib: Option<u64>,
-    /// CPU time per delivery: the server's, and the benchmark's own (load
-    /// generator and receiver), which shares the machine with it.
-    pub cpu_per_delivery: Option<(Duration, Duration)>,
+    pub cpu_per_delivery: Option<Cpu>,
     /// Anything the columns cannot say (counts, restart time, failures).
     pub note: String,
 }
@@ -101,7 +122,7 @@ fn time(d: Option<Duration>) -> String {
 pub fn table(rows: &[Row]) -> String {
     let raw = rows.first().and_then(Row::throughput);
     let mut out = String::from(
-        "| scenario | events/s | deliveries/s | e2e p50 | e2e p99 | transform p50 | transform p99 | peak RSS | CPU/delivery (server + bench) | vs raw | notes |\n\
+        "| scenario | events/s | deliveries/s | e2e p50 | e2e p99 | transform p50 | transform p99 | peak RSS | CPU/delivery | vs raw | notes |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
     for row in rows {
@@ -112,8 +133,15 @@ pub fn table(rows: &[Row]) -> String {
         let rss = row
             .peak_rss_kib
             .map_or("-".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
-        let cpu = row.cpu_per_delivery.map_or("-".into(), |(server, bench)| {
-            format!("{} + {} us", server.as_micros(), bench.as_micros())
+        let cpu = row.cpu_per_delivery.map_or("-".into(), |cpu| {
+            let db = cpu
+                .db
+                .map_or(String::new(), |db| format!(" + db {}", db.as_micros()));
+            format!(
+                "server {}{db} + bench {} us",
+                cpu.server.as_micros(),
+                cpu.bench.as_micros()
+            )
         });
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",

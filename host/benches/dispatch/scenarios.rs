@@ -1,6 +1,7 @@
 //! The scenarios. Each starts its own receiver and its own `hookshape serve`
-//! with a fresh data directory, drives it, and returns its table row; sizes
-//! come from [`Sizes`] (full or `--quick`).
+//! nodes with a fresh data directory (and on PostgreSQL a fresh database),
+//! drives them, and returns its table row; sizes come from [`Sizes`] (full or
+//! `--quick`), the store from [`Backend`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::backend::Backend;
 use crate::load::{self, BodyFn, LoadResult, Stop, Target};
 use crate::receiver::{Receipt, Receiver};
-use crate::report::{self, Percentiles, Row};
-use crate::server::{self, ServerProcess, SubscriptionSpec};
+use crate::report::{self, Cpu, Percentiles, Row};
+use crate::server::{self, Nodes, SubscriptionSpec};
 
 /// Concurrent clients of every closed-loop run.
 const CONCURRENCY: usize = 64;
@@ -99,20 +101,26 @@ fn event_bodies(
     })
 }
 
-fn ingest_target(server: &ServerProcess, body: BodyFn) -> Target {
+/// Ingest requests to every node in turn.
+fn ingest_target(nodes: &Nodes, body: BodyFn) -> Target {
     Target {
-        uri: server.events_uri(),
+        uris: nodes.events_uris().into(),
         token: Some(server::TOKEN.into()),
         body,
     }
 }
 
-/// A fresh directory with the config written into it.
-fn prepare(plugins: &[(&str, PathBuf)], subs: &[SubscriptionSpec]) -> tempfile::TempDir {
+/// A fresh directory with the config written into it (on PostgreSQL, for
+/// a fresh database).
+fn prepare(
+    backend: &Backend,
+    plugins: &[(&str, PathBuf)],
+    subs: &[SubscriptionSpec],
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(
         dir.path().join("hookshape.toml"),
-        server::config_toml(plugins, subs),
+        server::config_toml(&backend.storage_keys(), plugins, subs),
     )
     .expect("writing the config");
     dir
@@ -146,7 +154,7 @@ fn counts_note(load: &LoadResult, expected: u64, receipts: &[Receipt]) -> String
 pub async fn raw_limit(sizes: Sizes) -> Row {
     let receiver = Receiver::start().await;
     let target = Target {
-        uri: receiver.url().parse().expect("a URI"),
+        uris: [receiver.url().parse().expect("a URI")].into(),
         token: None,
         body: event_bodies("analyst-studio-report-run-completed", |_| {
             "report_run_completed".into()
@@ -159,16 +167,22 @@ pub async fn raw_limit(sizes: Sizes) -> Row {
     row
 }
 
-/// Scenarios 2 and 7: ingest with the receiver paused, then SIGKILL the server and
-/// restart it on the same data with every delivery still pending.
-pub async fn ingest_then_restart(sizes: Sizes) -> (Row, Row) {
+/// Scenarios 2 and 7: ingest with the receiver paused, then (with `restart`)
+/// SIGKILL the server and restart it on the same data with every delivery
+/// still pending.
+pub async fn ingest_then_restart(
+    sizes: Sizes,
+    backend: &Backend,
+    restart: bool,
+) -> (Row, Option<Row>) {
     let receiver = Receiver::start().await;
     let dir = prepare(
+        backend,
         &[],
         &[subscription("s0", &receiver, "report_run_completed")],
     );
     receiver.set_paused(true);
-    let server = ServerProcess::start(dir.path()).await;
+    let server = Nodes::start(dir.path(), backend.nodes()).await;
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
@@ -183,10 +197,13 @@ pub async fn ingest_then_restart(sizes: Sizes) -> (Row, Row) {
     ingest.peak_rss_kib = server.peak_rss_kib();
     ingest.note = format!("{} durable acks, {} failed", load.ok, load.failed);
     server.kill9().await;
+    if !restart {
+        return (ingest, None);
+    }
     receiver.set_paused(false);
 
-    let server = ServerProcess::start(dir.path()).await;
-    let listening = server.spawned_at.elapsed();
+    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    let listening = server.spawned_at().elapsed();
     let all = receiver
         .wait_for(load.ok, tokio::time::Instant::now() + sizes.drain_deadline)
         .await;
@@ -200,7 +217,7 @@ pub async fn ingest_then_restart(sizes: Sizes) -> (Row, Row) {
             load.ok,
             listening.as_millis(),
             first
-                .saturating_duration_since(server.spawned_at)
+                .saturating_duration_since(server.spawned_at())
                 .as_millis()
         );
     }
@@ -210,21 +227,21 @@ pub async fn ingest_then_restart(sizes: Sizes) -> (Row, Row) {
             .push_str(&format!(", INCOMPLETE: {} of {}", receipts.len(), load.ok));
     }
     server.kill9().await;
-    (ingest, restart)
+    (ingest, Some(restart))
 }
 
 /// What an end-to-end run measures, whatever the server setup.
 struct EndToEnd {
     load: LoadResult,
     started: Instant,
-    /// Server and benchmark CPU time when the load started.
-    cpu_before: Option<(Duration, Duration)>,
+    /// CPU time when the load started.
+    cpu_before: Option<Cpu>,
     receipts: Vec<Receipt>,
     expected: u64,
 }
 
 impl EndToEnd {
-    async fn finish(self, name: &str, server: &ServerProcess) -> Row {
+    async fn finish(self, name: &str, server: &Nodes, backend: &Backend) -> Row {
         let mut row = Row::new(name);
         row.events_per_s = Some(self.load.per_second());
         row.deliveries_per_s = report::rate_since(self.started, &self.receipts);
@@ -233,42 +250,41 @@ impl EndToEnd {
         row.transform_p50 = server::histogram_quantile(&metrics, TRANSFORM_HISTOGRAM, 0.5);
         row.transform_p99 = server::histogram_quantile(&metrics, TRANSFORM_HISTOGRAM, 0.99);
         row.peak_rss_kib = server.peak_rss_kib();
-        row.cpu_per_delivery = cpu_per_delivery(server, self.cpu_before, self.receipts.len());
+        row.cpu_per_delivery = self
+            .cpu_before
+            .zip(cpu_times(server, backend))
+            .and_then(|(before, after)| Cpu::per_delivery(before, after, self.receipts.len()));
         row.note = counts_note(&self.load, self.expected, &self.receipts);
         row
     }
 }
 
-/// The server's CPU time and the benchmark's own.
-fn cpu_times(server: &ServerProcess) -> Option<(Duration, Duration)> {
-    Some((server.cpu_time()?, server::cpu_time("self")?))
-}
-
-/// CPU time spent since `before`, per delivery.
-fn cpu_per_delivery(
-    server: &ServerProcess,
-    before: Option<(Duration, Duration)>,
-    deliveries: usize,
-) -> Option<(Duration, Duration)> {
-    let ((server_before, bench_before), (server_now, bench_now)) = (before?, cpu_times(server)?);
-    let n = u32::try_from(deliveries).ok().filter(|&n| n > 0)?;
-    Some((
-        server_now.saturating_sub(server_before) / n,
-        bench_now.saturating_sub(bench_before) / n,
-    ))
+/// CPU time so far of the server nodes, the database (on PostgreSQL) and
+/// the benchmark.
+fn cpu_times(server: &Nodes, backend: &Backend) -> Option<Cpu> {
+    let db = match backend.is_postgres() {
+        true => Some(backend.db_cpu_time()?),
+        false => None,
+    };
+    Some(Cpu {
+        server: server.cpu_time()?,
+        db,
+        bench: crate::cpu::of("self")?,
+    })
 }
 
 /// Ingests `events` closed-loop and waits for `per_event` deliveries of each.
 async fn drive(
     sizes: Sizes,
-    server: &ServerProcess,
+    backend: &Backend,
+    server: &Nodes,
     receiver: &Receiver,
     body: BodyFn,
     events: u64,
     per_event: u64,
 ) -> EndToEnd {
     let started = Instant::now();
-    let cpu_before = cpu_times(server);
+    let cpu_before = cpu_times(server, backend);
     let load = load::closed_loop(
         ingest_target(server, body),
         CONCURRENCY,
@@ -334,7 +350,7 @@ impl SlackPlugin {
 
 /// Scenarios 3 and 4: one subscription on the report-run sample, with or without
 /// `slack-threshold` (configured so every event crosses the threshold).
-pub async fn one_subscription(sizes: Sizes, plugin: Option<SlackPlugin>) -> Row {
+pub async fn one_subscription(sizes: Sizes, backend: &Backend, plugin: Option<SlackPlugin>) -> Row {
     let receiver = Receiver::start().await;
     let mut sub = subscription("s0", &receiver, "report_run_completed");
     let mut plugins = Vec::new();
@@ -342,24 +358,33 @@ pub async fn one_subscription(sizes: Sizes, plugin: Option<SlackPlugin>) -> Row 
         plugins.push((plugin.name(), plugin.wasm()));
         sub.plugin = Some((plugin.name(), SLACK_CONFIG));
     }
-    let dir = prepare(&plugins, &[sub]);
-    let server = ServerProcess::start(dir.path()).await;
+    let dir = prepare(backend, &plugins, &[sub]);
+    let server = Nodes::start(dir.path(), backend.nodes()).await;
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
-    let run = drive(sizes, &server, &receiver, body, sizes.e2e_events, 1).await;
+    let run = drive(
+        sizes,
+        backend,
+        &server,
+        &receiver,
+        body,
+        sizes.e2e_events,
+        1,
+    )
+    .await;
     let name = match plugin {
         Some(plugin) => format!("4. e2e, 1 sub, {}", plugin.name()),
         None => "3. e2e, 1 sub, no plugin".to_owned(),
     };
-    let row = run.finish(&name, &server).await;
+    let row = run.finish(&name, &server, backend).await;
     server.kill9().await;
     row
 }
 
 /// Scenario 5: every event goes to `fanout` subscriptions, each running `git-commit`
 /// on the XML project sample.
-pub async fn fan_out(sizes: Sizes) -> Row {
+pub async fn fan_out(sizes: Sizes, backend: &Backend) -> Row {
     let receiver = Receiver::start().await;
     let wasm = hookshape::plugin::testing::build_plugin("git-commit");
     let subs: Vec<SubscriptionSpec> = (0..sizes.fanout)
@@ -368,11 +393,12 @@ pub async fn fan_out(sizes: Sizes) -> Row {
             ..subscription(format!("s{k}"), &receiver, "project.published")
         })
         .collect();
-    let dir = prepare(&[("git-commit", wasm)], &subs);
-    let server = ServerProcess::start(dir.path()).await;
+    let dir = prepare(backend, &[("git-commit", wasm)], &subs);
+    let server = Nodes::start(dir.path(), backend.nodes()).await;
     let body = event_bodies("atscale-project-published", |_| "project.published".into());
     let run = drive(
         sizes,
+        backend,
         &server,
         &receiver,
         body,
@@ -384,6 +410,7 @@ pub async fn fan_out(sizes: Sizes) -> Row {
         .finish(
             &format!("5. fan-out x{}, git-commit", sizes.fanout),
             &server,
+            backend,
         )
         .await;
     server.kill9().await;
@@ -392,22 +419,35 @@ pub async fn fan_out(sizes: Sizes) -> Row {
 
 /// Scenario 6: the tenant has many subscriptions, each on its own event type; each
 /// event matches exactly one of them.
-pub async fn many_subscriptions(sizes: Sizes) -> Row {
+pub async fn many_subscriptions(sizes: Sizes, backend: &Backend) -> Row {
     let receiver = Receiver::start().await;
     let n = sizes.many_subscriptions;
     let subs: Vec<SubscriptionSpec> = (0..n)
         .map(|k| subscription(format!("s{k}"), &receiver, format!("report.run-{k}")))
         .collect();
-    let dir = prepare(&[], &subs);
-    let server = ServerProcess::start(dir.path()).await;
-    let startup = server.spawned_at.elapsed();
+    let dir = prepare(backend, &[], &subs);
+    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    let startup = server.spawned_at().elapsed();
     let n = n as u64;
     let body = event_bodies("analyst-studio-report-run-completed", move |i| {
         format!("report.run-{}", i % n)
     });
-    let run = drive(sizes, &server, &receiver, body, sizes.e2e_events, 1).await;
+    let run = drive(
+        sizes,
+        backend,
+        &server,
+        &receiver,
+        body,
+        sizes.e2e_events,
+        1,
+    )
+    .await;
     let mut row = run
-        .finish(&format!("6. {n} subs in the tenant, 1 match"), &server)
+        .finish(
+            &format!("6. {n} subs in the tenant, 1 match"),
+            &server,
+            backend,
+        )
         .await;
     row.note
         .push_str(&format!("; startup {}ms", startup.as_millis()));
@@ -416,18 +456,19 @@ pub async fn many_subscriptions(sizes: Sizes) -> Row {
 }
 
 /// Scenario 8: a fixed event rate, open loop: latency with the server not saturated.
-pub async fn fixed_rate(sizes: Sizes) -> Row {
+pub async fn fixed_rate(sizes: Sizes, backend: &Backend) -> Row {
     let receiver = Receiver::start().await;
     let dir = prepare(
+        backend,
         &[],
         &[subscription("s0", &receiver, "report_run_completed")],
     );
-    let server = ServerProcess::start(dir.path()).await;
+    let server = Nodes::start(dir.path(), backend.nodes()).await;
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
     let started = Instant::now();
-    let cpu_before = cpu_times(&server);
+    let cpu_before = cpu_times(&server, backend);
     let load = load::open_loop(
         ingest_target(&server, body),
         sizes.fixed_rate,
@@ -452,6 +493,7 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
                 sizes.fixed_for.as_secs_f64()
             ),
             &server,
+            backend,
         )
         .await;
     if let Some(Percentiles { max, .. }) = row.latency {

@@ -1,7 +1,8 @@
 //! Server process control: writes a config to a temporary directory, runs
 //! the real `hookshape serve` on an ephemeral loopback port with a fresh data
-//! directory beside it, and reads what the benchmark reports from outside
-//! the process: its peak RSS (`VmHWM`), its CPU time and its own `/metrics`.
+//! directory beside it (one or several nodes on the same config), and reads
+//! what the benchmark reports from outside the processes: their peak RSS
+//! (`VmHWM`), their CPU time and their own `/metrics`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,17 +34,17 @@ pub struct SubscriptionSpec {
     pub plugin: Option<(&'static str, &'static str)>,
 }
 
-/// `storage.sync` of every server the run starts (`--sync full|os`).
-pub static SYNC: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-
 /// The config file: admin token, deliveries to loopback allowed, plugins by
-/// path, subscriptions declared (reconciled into sled at start), the sync
-/// mode of the run.
-pub fn config_toml(plugins: &[(&str, PathBuf)], subscriptions: &[SubscriptionSpec]) -> String {
-    let sync = SYNC.get().copied().unwrap_or("full");
+/// path, subscriptions declared (reconciled into the store at start), the
+/// `[storage]` keys of the run's backend.
+pub fn config_toml(
+    storage: &str,
+    plugins: &[(&str, PathBuf)],
+    subscriptions: &[SubscriptionSpec],
+) -> String {
     let mut out = format!(
         "[[auth.tokens]]\ntoken = \"{TOKEN}\"\nrole = \"admin\"\ntenants = [\"*\"]\n\n\
-         [storage]\nsync = \"{sync}\"\n\n\
+         [storage]\n{storage}\n\
          [delivery]\ntimeout = \"30s\"\nretry_schedule = [\"1s\", \"5s\"]\n\
          allow_private_targets = true\n\n"
     );
@@ -77,13 +78,14 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the server on `dir/hookshape.toml` with data in `dir/data`;
-    /// returns once it prints its listening line.
-    pub async fn start(dir: &Path) -> ServerProcess {
+    /// Starts node `node` on `dir/hookshape.toml` with data in
+    /// `dir/data-NODE`; returns once it prints its listening line.
+    pub async fn start(dir: &Path, node: usize) -> ServerProcess {
+        let log = dir.join(format!("server-{node}.log"));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("server.log"))
+            .open(&log)
             .expect("the server log file");
         let spawned_at = Instant::now();
         let mut child = Command::new(BINARY)
@@ -91,7 +93,7 @@ impl ServerProcess {
             .arg("--config")
             .arg(dir.join("hookshape.toml"))
             .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.join("data"))
+            .arg(dir.join(format!("data-{node}")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -109,7 +111,7 @@ impl ServerProcess {
         })
         .await;
         let Ok(Some(base)) = listening else {
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("hookshape did not start within {STARTUP_DEADLINE:?}; its log:\n{log}");
         };
         // Keep draining stdout so the server never blocks on a full pipe.
@@ -139,7 +141,7 @@ impl ServerProcess {
 
     /// CPU time the server has used so far, user and system.
     pub fn cpu_time(&self) -> Option<Duration> {
-        cpu_time(&self.child.id()?.to_string())
+        crate::cpu::of(&self.child.id()?.to_string())
     }
 
     /// The server's `/metrics` text.
@@ -160,37 +162,85 @@ impl ServerProcess {
     }
 }
 
-/// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`, 100 on Linux).
-const USER_HZ: u64 = 100;
-
-/// CPU time (user + system) of process `pid` (a number or `self`), from
-/// `/proc/<pid>/stat`.
-pub fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces:
-    // the 3rd field of the line (state) comes first, utime is the 14th, stime the 15th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+/// The server nodes of one scenario: one on sled, any number on one
+/// PostgreSQL database, all on the same config; killed when dropped.
+pub struct Nodes {
+    nodes: Vec<ServerProcess>,
 }
 
-/// The `q` quantile of a Prometheus histogram in `metrics`, interpolated
-/// inside its bucket as `histogram_quantile` does.
-pub fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<Duration> {
+impl Nodes {
+    /// Starts `count` nodes on `dir/hookshape.toml`, one after the other.
+    pub async fn start(dir: &Path, count: usize) -> Nodes {
+        let mut nodes = Vec::with_capacity(count);
+        for node in 0..count {
+            nodes.push(ServerProcess::start(dir, node).await);
+        }
+        Nodes { nodes }
+    }
+
+    /// When the first node was spawned.
+    pub fn spawned_at(&self) -> Instant {
+        self.nodes[0].spawned_at
+    }
+
+    /// Every node's ingest URI, for the generator to post to in turn.
+    pub fn events_uris(&self) -> Vec<Uri> {
+        self.nodes.iter().map(ServerProcess::events_uri).collect()
+    }
+
+    /// The nodes' peak RSS, summed, in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.nodes.iter().map(ServerProcess::peak_rss_kib).sum()
+    }
+
+    /// The nodes' CPU time so far, summed.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.nodes.iter().map(ServerProcess::cpu_time).sum()
+    }
+
+    /// Every node's `/metrics` text.
+    pub async fn metrics(&self) -> Vec<String> {
+        let mut texts = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            texts.push(node.metrics().await);
+        }
+        texts
+    }
+
+    /// SIGKILL to every node.
+    pub async fn kill9(self) {
+        for node in self.nodes {
+            node.kill9().await;
+        }
+    }
+}
+
+/// The `q` quantile of a Prometheus histogram, its buckets summed over the
+/// `/metrics` texts of every node, interpolated inside its bucket as
+/// `histogram_quantile` does.
+pub fn histogram_quantile(metrics: &[String], name: &str, q: f64) -> Option<Duration> {
     let prefix = format!("{name}_bucket{{le=\"");
-    let buckets: Vec<(f64, f64)> = metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
-        .filter_map(|rest| {
-            let (le, count) = rest.split_once("\"} ")?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            Some((le, count.trim().parse().ok()?))
-        })
-        .collect();
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for text in metrics {
+        let node = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (le, count) = rest.split_once("\"} ")?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, count.trim().parse::<f64>().ok()?))
+            });
+        for (k, (le, count)) in node.enumerate() {
+            match buckets.get_mut(k) {
+                Some(bucket) => bucket.1 += count,
+                None => buckets.push((le, count)),
+            }
+        }
+    }
     let total = buckets.last()?.1;
     if total == 0.0 {
         return None;

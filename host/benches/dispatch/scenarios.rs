@@ -101,29 +101,64 @@ fn event_bodies(
     })
 }
 
-/// Ingest requests to every node in turn.
-fn ingest_target(nodes: &Nodes, body: BodyFn) -> Target {
-    Target {
-        uris: nodes.events_uris().into(),
-        token: Some(server::TOKEN.into()),
-        body,
-    }
+/// One scenario's servers: the directory with their config and data, and
+/// the nodes of the run's backend running on it.
+struct Servers<'a> {
+    dir: tempfile::TempDir,
+    nodes: Nodes,
+    backend: &'a Backend,
 }
 
-/// A fresh directory with the config written into it (on PostgreSQL, for
-/// a fresh database).
-fn prepare(
-    backend: &Backend,
-    plugins: &[(&str, PathBuf)],
-    subs: &[SubscriptionSpec],
-) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    std::fs::write(
-        dir.path().join("hookshape.toml"),
-        server::config_toml(&backend.storage_keys(), plugins, subs),
-    )
-    .expect("writing the config");
-    dir
+impl<'a> Servers<'a> {
+    /// Writes the config into a fresh directory (on PostgreSQL, for a fresh
+    /// database) and starts the nodes on it.
+    async fn start(
+        backend: &'a Backend,
+        plugins: &[(&str, PathBuf)],
+        subs: &[SubscriptionSpec],
+    ) -> Servers<'a> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(
+            dir.path().join("hookshape.toml"),
+            server::config_toml(&backend.storage_keys(), plugins, subs),
+        )
+        .expect("writing the config");
+        let nodes = Nodes::start(dir.path(), backend.nodes()).await;
+        Servers {
+            dir,
+            nodes,
+            backend,
+        }
+    }
+
+    /// New nodes on the same config and data (the old ones are dropped,
+    /// which kills them if they still run).
+    async fn restart(&mut self) {
+        self.nodes = Nodes::start(self.dir.path(), self.backend.nodes()).await;
+    }
+
+    /// Ingest requests to every node in turn.
+    fn ingest_target(&self, body: BodyFn) -> Target {
+        Target {
+            uris: self.nodes.events_uris().into(),
+            token: Some(server::TOKEN.into()),
+            body,
+        }
+    }
+
+    /// CPU time so far of the nodes, the database (on PostgreSQL) and the
+    /// benchmark.
+    fn cpu_times(&self) -> Option<Cpu> {
+        let db = match self.backend.is_postgres() {
+            true => Some(self.backend.db_cpu_time()?),
+            false => None,
+        };
+        Some(Cpu {
+            server: self.nodes.cpu_time()?,
+            db,
+            bench: crate::cpu::of("self")?,
+        })
+    }
 }
 
 fn subscription(
@@ -176,33 +211,30 @@ pub async fn ingest_then_restart(
     restart: bool,
 ) -> (Row, Option<Row>) {
     let receiver = Receiver::start().await;
-    let dir = prepare(
-        backend,
-        &[],
-        &[subscription("s0", &receiver, "report_run_completed")],
-    );
     receiver.set_paused(true);
-    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    let sub = subscription("s0", &receiver, "report_run_completed");
+    let mut servers = Servers::start(backend, &[], &[sub]).await;
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
     let load = load::closed_loop(
-        ingest_target(&server, body),
+        servers.ingest_target(body),
         CONCURRENCY,
         Stop::Count(sizes.ingest_events),
     )
     .await;
     let mut ingest = Row::new("2. ingest only (receiver paused)");
     ingest.events_per_s = Some(load.per_second());
-    ingest.peak_rss_kib = server.peak_rss_kib();
+    ingest.peak_rss_kib = servers.nodes.peak_rss_kib();
     ingest.note = format!("{} durable acks, {} failed", load.ok, load.failed);
-    server.kill9().await;
+    servers.nodes.kill9().await;
     if !restart {
         return (ingest, None);
     }
     receiver.set_paused(false);
 
-    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    servers.restart().await;
+    let server = &mut servers.nodes;
     let listening = server.spawned_at().elapsed();
     let all = receiver
         .wait_for(load.ok, tokio::time::Instant::now() + sizes.drain_deadline)
@@ -241,7 +273,8 @@ struct EndToEnd {
 }
 
 impl EndToEnd {
-    async fn finish(self, name: &str, server: &Nodes, backend: &Backend) -> Row {
+    async fn finish(self, name: &str, servers: &Servers<'_>) -> Row {
+        let server = &servers.nodes;
         let mut row = Row::new(name);
         row.events_per_s = Some(self.load.per_second());
         row.deliveries_per_s = report::rate_since(self.started, &self.receipts);
@@ -252,41 +285,26 @@ impl EndToEnd {
         row.peak_rss_kib = server.peak_rss_kib();
         row.cpu_per_delivery = self
             .cpu_before
-            .zip(cpu_times(server, backend))
+            .zip(servers.cpu_times())
             .and_then(|(before, after)| Cpu::per_delivery(before, after, self.receipts.len()));
         row.note = counts_note(&self.load, self.expected, &self.receipts);
         row
     }
 }
 
-/// CPU time so far of the server nodes, the database (on PostgreSQL) and
-/// the benchmark.
-fn cpu_times(server: &Nodes, backend: &Backend) -> Option<Cpu> {
-    let db = match backend.is_postgres() {
-        true => Some(backend.db_cpu_time()?),
-        false => None,
-    };
-    Some(Cpu {
-        server: server.cpu_time()?,
-        db,
-        bench: crate::cpu::of("self")?,
-    })
-}
-
 /// Ingests `events` closed-loop and waits for `per_event` deliveries of each.
 async fn drive(
     sizes: Sizes,
-    backend: &Backend,
-    server: &Nodes,
+    servers: &Servers<'_>,
     receiver: &Receiver,
     body: BodyFn,
     events: u64,
     per_event: u64,
 ) -> EndToEnd {
     let started = Instant::now();
-    let cpu_before = cpu_times(server, backend);
+    let cpu_before = servers.cpu_times();
     let load = load::closed_loop(
-        ingest_target(server, body),
+        servers.ingest_target(body),
         CONCURRENCY,
         Stop::Count(events),
     )
@@ -358,27 +376,17 @@ pub async fn one_subscription(sizes: Sizes, backend: &Backend, plugin: Option<Sl
         plugins.push((plugin.name(), plugin.wasm()));
         sub.plugin = Some((plugin.name(), SLACK_CONFIG));
     }
-    let dir = prepare(backend, &plugins, &[sub]);
-    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    let mut servers = Servers::start(backend, &plugins, &[sub]).await;
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
-    let run = drive(
-        sizes,
-        backend,
-        &server,
-        &receiver,
-        body,
-        sizes.e2e_events,
-        1,
-    )
-    .await;
+    let run = drive(sizes, &servers, &receiver, body, sizes.e2e_events, 1).await;
     let name = match plugin {
         Some(plugin) => format!("4. e2e, 1 sub, {}", plugin.name()),
         None => "3. e2e, 1 sub, no plugin".to_owned(),
     };
-    let row = run.finish(&name, &server, backend).await;
-    server.kill9().await;
+    let row = run.finish(&name, &servers).await;
+    servers.nodes.kill9().await;
     row
 }
 
@@ -393,13 +401,11 @@ pub async fn fan_out(sizes: Sizes, backend: &Backend) -> Row {
             ..subscription(format!("s{k}"), &receiver, "project.published")
         })
         .collect();
-    let dir = prepare(backend, &[("git-commit", wasm)], &subs);
-    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    let mut servers = Servers::start(backend, &[("git-commit", wasm)], &subs).await;
     let body = event_bodies("atscale-project-published", |_| "project.published".into());
     let run = drive(
         sizes,
-        backend,
-        &server,
+        &servers,
         &receiver,
         body,
         sizes.fanout_events,
@@ -409,11 +415,10 @@ pub async fn fan_out(sizes: Sizes, backend: &Backend) -> Row {
     let row = run
         .finish(
             &format!("5. fan-out x{}, git-commit", sizes.fanout),
-            &server,
-            backend,
+            &servers,
         )
         .await;
-    server.kill9().await;
+    servers.nodes.kill9().await;
     row
 }
 
@@ -425,52 +430,34 @@ pub async fn many_subscriptions(sizes: Sizes, backend: &Backend) -> Row {
     let subs: Vec<SubscriptionSpec> = (0..n)
         .map(|k| subscription(format!("s{k}"), &receiver, format!("report.run-{k}")))
         .collect();
-    let dir = prepare(backend, &[], &subs);
-    let server = Nodes::start(dir.path(), backend.nodes()).await;
-    let startup = server.spawned_at().elapsed();
+    let mut servers = Servers::start(backend, &[], &subs).await;
+    let startup = servers.nodes.spawned_at().elapsed();
     let n = n as u64;
     let body = event_bodies("analyst-studio-report-run-completed", move |i| {
         format!("report.run-{}", i % n)
     });
-    let run = drive(
-        sizes,
-        backend,
-        &server,
-        &receiver,
-        body,
-        sizes.e2e_events,
-        1,
-    )
-    .await;
+    let run = drive(sizes, &servers, &receiver, body, sizes.e2e_events, 1).await;
     let mut row = run
-        .finish(
-            &format!("6. {n} subs in the tenant, 1 match"),
-            &server,
-            backend,
-        )
+        .finish(&format!("6. {n} subs in the tenant, 1 match"), &servers)
         .await;
     row.note
         .push_str(&format!("; startup {}ms", startup.as_millis()));
-    server.kill9().await;
+    servers.nodes.kill9().await;
     row
 }
 
 /// Scenario 8: a fixed event rate, open loop: latency with the server not saturated.
 pub async fn fixed_rate(sizes: Sizes, backend: &Backend) -> Row {
     let receiver = Receiver::start().await;
-    let dir = prepare(
-        backend,
-        &[],
-        &[subscription("s0", &receiver, "report_run_completed")],
-    );
-    let server = Nodes::start(dir.path(), backend.nodes()).await;
+    let sub = subscription("s0", &receiver, "report_run_completed");
+    let mut servers = Servers::start(backend, &[], &[sub]).await;
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
     let started = Instant::now();
-    let cpu_before = cpu_times(&server, backend);
+    let cpu_before = servers.cpu_times();
     let load = load::open_loop(
-        ingest_target(&server, body),
+        servers.ingest_target(body),
         sizes.fixed_rate,
         sizes.fixed_for,
     )
@@ -492,15 +479,14 @@ pub async fn fixed_rate(sizes: Sizes, backend: &Backend) -> Row {
                 sizes.fixed_rate,
                 sizes.fixed_for.as_secs_f64()
             ),
-            &server,
-            backend,
+            &servers,
         )
         .await;
     if let Some(Percentiles { max, .. }) = row.latency {
         row.note
             .push_str(&format!("; e2e max {:.1} ms", max.as_secs_f64() * 1e3));
     }
-    server.kill9().await;
+    servers.nodes.kill9().await;
     row
 }
 

@@ -157,7 +157,7 @@ impl ServerProcess {
     }
 
     /// SIGKILL: nothing gets flushed or finished.
-    pub async fn kill9(mut self) {
+    pub async fn kill9(&mut self) {
         let _ = self.child.kill().await;
     }
 }
@@ -208,8 +208,8 @@ impl Nodes {
     }
 
     /// SIGKILL to every node.
-    pub async fn kill9(self) {
-        for node in self.nodes {
+    pub async fn kill9(&mut self) {
+        for node in &mut self.nodes {
             node.kill9().await;
         }
     }

@@ -81,7 +81,10 @@ impl Backend {
                 "--nodes {nodes} needs --backend postgres: sled is one process's directory"
             )),
             Kind::Postgres => {
-                let cluster = Cluster::start(&[sync.synchronous_commit()]).ok_or_else(|| {
+                // Each node opens up to 17 connections; 100 is the default.
+                let connections = format!("max_connections={}", (20 + 17 * nodes).max(100));
+                let settings = [sync.synchronous_commit(), connections.as_str()];
+                let cluster = Cluster::start(&settings).ok_or_else(|| {
                     format!(
                         "--backend postgres needs PostgreSQL installed (no {}/*/bin/initdb): apt-get install postgresql",
                         pg_cluster::PG_ROOT

@@ -217,6 +217,7 @@ pub async fn ingest_then_restart(
     let body = event_bodies("analyst-studio-report-run-completed", |_| {
         "report_run_completed".into()
     });
+    let cpu_before = servers.cpu_times();
     let load = load::closed_loop(
         servers.ingest_target(body),
         CONCURRENCY,
@@ -226,7 +227,14 @@ pub async fn ingest_then_restart(
     let mut ingest = Row::new("2. ingest only (receiver paused)");
     ingest.events_per_s = Some(load.per_second());
     ingest.peak_rss_kib = servers.nodes.peak_rss_kib();
-    ingest.note = format!("{} durable acks, {} failed", load.ok, load.failed);
+    // Per acknowledged event: the column's "delivery" is the event here.
+    ingest.cpu_per_delivery = cpu_before
+        .zip(servers.cpu_times())
+        .and_then(|(before, after)| Cpu::per_delivery(before, after, load.ok as usize));
+    ingest.note = format!(
+        "{} durable acks, {} failed; CPU per acknowledged event",
+        load.ok, load.failed
+    );
     servers.nodes.kill9().await;
     if !restart {
         return (ingest, None);

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use super::SledStore;
 use super::commit::Trees;
+use super::journal::QueueWrite;
 use super::keys::{parse_queue_key, queued_event};
 use super::schedule::Schedule;
 use crate::clock::Timestamp;
@@ -35,24 +36,20 @@ pub(super) fn subscription_key(value: &[u8]) -> &[u8] {
     }
 }
 
-/// Applies `queue` writes to the schedule: `(key, Some(value))` queues,
-/// `(key, None)` dequeues.
-pub(super) fn follow<'a>(
-    schedule: &Mutex<Schedule>,
-    writes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-) {
-    let mut writes = writes.into_iter().peekable();
-    if writes.peek().is_none() {
+/// Applies a change's queue writes to the schedule, in order.
+pub(super) fn follow(schedule: &Mutex<Schedule>, writes: &[QueueWrite]) {
+    if writes.is_empty() {
         return;
     }
     let mut schedule = schedule.lock();
-    for (key, value) in writes {
-        let Some((due, id)) = parse_queue_key(key) else {
+    for w in writes {
+        let Some((due, id)) = parse_queue_key(&w.key) else {
             continue;
         };
-        match value {
+        match &w.value {
             Some(value) => {
-                schedule.insert(id, due, subscription_key(value).into(), queued_event(value))
+                let sub = subscription_key(value).into();
+                schedule.insert(id, due, sub, queued_event(value), w.durable);
             }
             None => schedule.remove(&id, due),
         }
@@ -61,14 +58,14 @@ pub(super) fn follow<'a>(
 
 /// Fills the schedule from the `queue` tree (at open).
 pub(super) fn load(trees: &Trees) -> Result<()> {
-    let mut entries = Vec::new();
+    let mut schedule = trees.schedule.lock();
     for kv in trees.queue.iter() {
-        entries.push(kv?);
+        let (key, value) = kv?;
+        if let Some((due, id)) = parse_queue_key(&key) {
+            let sub = subscription_key(&value).into();
+            schedule.insert(id, due, sub, queued_event(&value), true);
+        }
     }
-    follow(
-        &trees.schedule,
-        entries.iter().map(|(k, v)| (k.as_ref(), Some(v.as_ref()))),
-    );
     Ok(())
 }
 

@@ -890,3 +890,149 @@ async fn the_store_size_follows_writes_and_deletes_and_survives_reopening() {
     let store = SledStore::open(dir.path(), &Options::default()).unwrap();
     assert_eq!(live(&store), swept);
 }
+
+/// The finished attempt of `d`: delivered, or a retry due at `retry_at`.
+fn attempt_result(d: &Delivery, retry_at: Option<u64>) -> AttemptResult {
+    let mut after = d.clone();
+    after.attempts += 1;
+    after.state = match retry_at {
+        Some(_) => DeliveryState::Pending,
+        None => DeliveryState::Delivered,
+    };
+    after.next_attempt_at = retry_at.map(Timestamp);
+    AttemptResult {
+        attempt: attempt_for(d, AttemptOutcome::Delivered),
+        delivery: after,
+        subscription: None,
+        found: d.clone(),
+    }
+}
+
+fn saved_watermark(store: &SledStore) -> EventId {
+    let saved = store
+        .inner
+        .trees
+        .meta
+        .get(b"rebuild_from")
+        .unwrap()
+        .unwrap();
+    std::str::from_utf8(&saved).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn first_attempts_wait_in_memory_and_are_found_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    let s = sub("s1", &["*"], false);
+    store.put_subscription(&s).unwrap();
+    let mut ds = Vec::new();
+    for _ in 0..5 {
+        let e = event(None);
+        let d = delivery(&e, &s, 100);
+        store.ingest(&e, &[nd(d.clone(), false)]).unwrap();
+        ds.push(d);
+    }
+    store.durable().await.unwrap();
+    let trees = &store.inner.trees;
+    assert!(trees.queue.is_empty(), "no queue rows for first attempts");
+    assert_eq!(store.queue_len(), 5);
+    let claimed = store.claim_due(Timestamp(100), 2, 10).unwrap();
+    assert_eq!(claimed.ready.len(), 2);
+    // The oldest is delivered; the next waits for a retry, in the queue tree.
+    store
+        .record_attempt(&attempt_result(&ds[0], None), false, Timestamp(100))
+        .await
+        .unwrap();
+    store
+        .record_attempt(&attempt_result(&ds[1], Some(900)), false, Timestamp(100))
+        .await
+        .unwrap();
+    store.release(&ds[0].id, Release::Done);
+    store.release(&ds[1].id, Release::Done);
+    assert_eq!(trees.queue.len(), 1, "the retry's row");
+    assert_eq!(store.queue_len(), 4);
+    // The watermark follows the oldest event queued in memory only, past
+    // the finished ones (and the retry, which has its row); it stays at or
+    // below that event (and at most a second back: the floor).
+    let oldest = trees.schedule.lock().oldest_memory_only().cloned();
+    assert_eq!(oldest.as_ref(), Some(&ds[2].event_id));
+    assert!(saved_watermark(&store) <= ds[2].event_id);
+    drop(store);
+
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(store.queue_len(), 4);
+    let due = store.due(Timestamp(1000), 10, |_| false).unwrap();
+    let mut expected: Vec<_> = ds[2..].iter().map(|d| d.id.clone()).collect();
+    expected.push(ds[1].id.clone());
+    assert_eq!(
+        due.ids(),
+        expected,
+        "first attempts at 100, the retry at 900"
+    );
+    // Each runs once: delivering them all leaves nothing to find again.
+    let claimed = store.claim_due(Timestamp(1000), 10, 10).unwrap();
+    assert_eq!(claimed.ready.len(), 4);
+    for d in &ds[2..] {
+        store
+            .record_attempt(&attempt_result(d, None), false, Timestamp(1000))
+            .await
+            .unwrap();
+    }
+    let mut retried = ds[1].clone();
+    retried.attempts = 1;
+    retried.next_attempt_at = Some(Timestamp(900));
+    store
+        .record_attempt(&attempt_result(&retried, None), false, Timestamp(1000))
+        .await
+        .unwrap();
+    for d in &ds {
+        store.release(&d.id, Release::Done);
+    }
+    assert_eq!(store.queue_len(), 0);
+    assert!(store.inner.trees.queue.is_empty());
+    assert_eq!(store.inner.trees.schedule.lock().oldest_memory_only(), None);
+    drop(store);
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(store.queue_len(), 0, "none is delivered twice");
+}
+
+#[tokio::test]
+async fn an_event_below_the_watermark_gets_queue_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    let s = sub("s1", &["*"], false);
+    let mut old = event(None);
+    // An id made long before it is staged (a slow request).
+    let ulid = ulid::Ulid::from_parts(ulid::Ulid::new().timestamp_ms() - 60_000, 1);
+    old.id = format!("evt_{ulid}").parse().unwrap();
+    let d = delivery(&old, &s, 100);
+    store.ingest(&old, &[nd(d.clone(), false)]).unwrap();
+    store.durable().await.unwrap();
+    assert!(saved_watermark(&store) > old.id);
+    assert_eq!(store.inner.trees.queue.len(), 1);
+    drop(store);
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(
+        store.due(Timestamp(100), 10, |_| false).unwrap().ids(),
+        vec![d.id]
+    );
+}
+
+#[tokio::test]
+async fn cancelling_dequeues_first_attempts_kept_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    let s = sub("s1", &["*"], false);
+    store.put_subscription(&s).unwrap();
+    let e = event(None);
+    let d = delivery(&e, &s, 100);
+    store.ingest(&e, &[nd(d.clone(), false)]).unwrap();
+    store.durable().await.unwrap();
+    assert_eq!(store.cancel_pending(&tenant(), &s.id).unwrap(), 1);
+    assert_eq!(store.queue_len(), 0);
+    store.durable().await.unwrap();
+    drop(store);
+    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(store.queue_len(), 0, "its row says cancelled");
+    assert_eq!(current(&store, &d).unwrap().state, DeliveryState::Cancelled);
+}

@@ -184,7 +184,7 @@ pub(super) fn finish_in(c: &mut Change<'_>, f: &StagedFinish) -> Result<bool> {
         None => f.found.clone(),
     };
     if let Some(due) = before.next_attempt_at {
-        c.dequeue(due, &before.id);
+        c.remove(Slot::Queue, queue_key(due, &before.id));
     }
     if before.state != DeliveryState::Pending {
         return Ok(false);

@@ -14,8 +14,7 @@ use super::attempts::{StagedFinish, finish_in};
 use super::journal::{Change, Journal, Slot};
 use super::schedule::Schedule;
 use super::sync::DiskSync;
-use super::{usage, watermark};
-use crate::ids::EventId;
+use super::usage;
 use crate::model::Subscription;
 use crate::store::index::SubscriptionIndex;
 use crate::store::{Receipt, Result, StoreError};
@@ -30,13 +29,6 @@ pub(super) struct Staged {
     pub(super) source_ids: HashMap<Vec<u8>, Receipt>,
     /// The source keys of `writes`, to forget once they are committed.
     pub(super) source_keys: Vec<Vec<u8>>,
-    /// Queue entries of `writes`' events kept in memory only (see
-    /// [`super::watermark`]): `queue` keys and values.
-    pub(super) scheduled: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The oldest event of `scheduled`.
-    pub(super) scheduled_low: Option<EventId>,
-    /// The rebuild watermark in force: events below it get `queue` rows.
-    pub(super) watermark: Option<EventId>,
     /// The bytes in `writes`: past [`MAX_STAGED_BYTES`] ingest is refused.
     pub(super) bytes: usize,
 }
@@ -112,13 +104,11 @@ impl Trees {
 
     /// Writes a batch of staged records and finished attempts as one
     /// change; returns the subscription changes it wrote.
-    fn commit<'f>(&self, batch: &'f Batch) -> Result<Vec<&'f Subscription>> {
-        let Batch {
-            writes,
-            finishes,
-            scheduled,
-            ..
-        } = batch;
+    fn commit<'f>(
+        &self,
+        writes: &[(Slot, Vec<u8>, Vec<u8>)],
+        finishes: &'f [StagedFinish],
+    ) -> Result<Vec<&'f Subscription>> {
         self.write(|c| {
             let mut changed = Vec::new();
             for f in finishes {
@@ -135,20 +125,9 @@ impl Trees {
             for (slot, key, value) in writes {
                 c.insert(*slot, key.as_slice(), value.as_slice());
             }
-            for (key, value) in scheduled {
-                c.schedule(key.clone(), value.as_slice());
-            }
             Ok(changed)
         })
     }
-}
-
-/// What the commit thread takes from [`Staged`] for one change.
-struct Batch {
-    writes: Vec<(Slot, Vec<u8>, Vec<u8>)>,
-    finishes: Vec<StagedFinish>,
-    scheduled: Vec<(Vec<u8>, Vec<u8>)>,
-    source_keys: Vec<Vec<u8>>,
 }
 
 /// The state the writers and the commit thread share.
@@ -249,24 +228,20 @@ impl GroupCommit {
             // Read before taking the batch: everything staged before a
             // ticket was taken is in this batch or an earlier one.
             let target = self.written.load(Ordering::SeqCst);
-            let batch = {
+            let (writes, finishes, source_keys) = {
                 let mut staged = self.lock_staged();
                 staged.bytes = 0;
-                staged.scheduled_low = None;
-                Batch {
-                    writes: std::mem::take(&mut staged.writes),
-                    finishes: std::mem::take(&mut staged.finishes),
-                    scheduled: std::mem::take(&mut staged.scheduled),
-                    source_keys: std::mem::take(&mut staged.source_keys),
-                }
+                (
+                    std::mem::take(&mut staged.writes),
+                    std::mem::take(&mut staged.finishes),
+                    std::mem::take(&mut staged.source_keys),
+                )
             };
-            if !batch.writes.is_empty() || !batch.finishes.is_empty() {
-                self.commit_batch(&batch);
+            if !writes.is_empty() || !finishes.is_empty() {
+                self.commit_batch(&writes, &finishes, &source_keys);
             }
             let journaled = self.trees.journal.applied();
-            let flushed = self
-                .publish_watermark()
-                .and_then(|()| usage::save(&self.trees))
+            let flushed = usage::save(&self.trees)
                 .and_then(|()| Ok(db.flush()?))
                 .and_then(|_| {
                     disk.as_mut()
@@ -297,32 +272,18 @@ impl GroupCommit {
         }
     }
 
-    /// Moves the rebuild watermark up to what is queued in memory now and
-    /// saves it, to be flushed with the writes it covers (see
-    /// [`super::watermark`]).
-    fn publish_watermark(&self) -> Result<()> {
-        let oldest = self.trees.schedule.lock().oldest_memory_only().cloned();
-        let mark = {
-            let mut staged = self.lock_staged();
-            let mark = watermark::lowest(oldest, staged.scheduled_low.clone());
-            staged.watermark = Some(mark.clone());
-            mark
-        };
-        watermark::save(&self.trees, &mark)
-    }
-
     pub(super) fn lock_staged(&self) -> MutexGuard<'_, Staged> {
         self.staged.lock()
     }
 
     /// Writes a staged batch, retrying until storage takes it: its events
     /// may already be promised to a waiter of a later ticket.
-    fn commit_batch(&self, batch: &Batch) {
-        let Batch {
-            finishes,
-            source_keys,
-            ..
-        } = batch;
+    fn commit_batch(
+        &self,
+        writes: &[(Slot, Vec<u8>, Vec<u8>)],
+        finishes: &[StagedFinish],
+        source_keys: &[Vec<u8>],
+    ) {
         // A subscription change (failure count, disabling) must reach the
         // index no later than readers of sled can see it, or an ingest could
         // still match a subscription the API already shows disabled: hold
@@ -332,7 +293,7 @@ impl GroupCommit {
             .any(|f| f.subscription.is_some())
             .then(|| self.index.write());
         loop {
-            match self.trees.commit(batch) {
+            match self.trees.commit(writes, finishes) {
                 Ok(changed) => {
                     if let Some(index) = index.as_mut() {
                         for sub in changed {

@@ -34,12 +34,11 @@ impl SledStore {
             writes.push((Slot::EventDeliveries, index, Vec::new()));
             writes.push((Slot::Deliveries, d.id.as_str().into(), encode(d)));
         }
-        let queued: Vec<_> = deliveries
-            .iter()
-            .filter_map(|NewDelivery { delivery: d, .. }| {
-                Some((queue_key(d.next_attempt_at?, &d.id), queue_value(d)))
-            })
-            .collect();
+        for NewDelivery { delivery: d, .. } in deliveries {
+            if let Some(due) = d.next_attempt_at {
+                writes.push((Slot::Queue, queue_key(due, &d.id), queue_value(d)));
+            }
+        }
         let source_key = event
             .source_id
             .as_deref()
@@ -56,30 +55,10 @@ impl SledStore {
             writes.push((Slot::SourceIds, key.clone(), encode(&receipt)));
             staged.source_ids.insert(key.clone(), receipt.clone());
         }
-        // First attempts of deliveries kept in the record wait in memory
-        // only, unless the event sorts below the rebuild watermark (see
-        // [`super::watermark`]).
-        let in_memory = unkept.is_empty()
-            && !queued.is_empty()
-            && staged.watermark.as_ref().is_some_and(|w| *w <= event.id);
-        let bytes: usize = writes
+        staged.bytes += writes
             .iter()
             .map(|(_, k, v)| k.len() + v.len())
-            .chain(queued.iter().map(|(k, v)| k.len() + v.len()))
-            .sum();
-        staged.bytes += bytes;
-        if in_memory {
-            staged.scheduled.extend(queued);
-            if staged
-                .scheduled_low
-                .as_ref()
-                .is_none_or(|low| event.id < *low)
-            {
-                staged.scheduled_low = Some(event.id.clone());
-            }
-        } else {
-            writes.extend(queued.into_iter().map(|(k, v)| (Slot::Queue, k, v)));
-        }
+            .sum::<usize>();
         staged.writes.extend(writes);
         staged.source_keys.extend(source_key);
         Ok(Ingested::New(receipt))

@@ -28,10 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::commit::Trees;
-use super::keys::queue_key;
 use super::queue;
-use crate::clock::Timestamp;
-use crate::ids::DeliveryId;
 use crate::store::{Result, StoreError};
 
 /// Which tree a write goes to (the record's encoding: `as u8`).
@@ -73,21 +70,10 @@ enum Op {
     Remove(Slot, Vec<u8>),
 }
 
-/// A change to the due-time queue, in the order made: what the schedule
-/// follows once the change is applied ([`queue::follow`]).
-pub(super) struct QueueWrite {
-    pub(super) key: Vec<u8>,
-    /// The entry's value; `None` dequeues.
-    pub(super) value: Option<::sled::IVec>,
-    /// Written to the `queue` tree too (else in memory only).
-    pub(super) durable: bool,
-}
-
 /// The writes of one change, in order.
 pub(super) struct Change<'t> {
     trees: &'t Trees,
     ops: Vec<Op>,
-    queue: Vec<QueueWrite>,
     /// The last op on each key, for reads.
     latest: HashMap<Slot, HashMap<Vec<u8>, usize>>,
 }
@@ -97,7 +83,6 @@ impl<'t> Change<'t> {
         Change {
             trees,
             ops: Vec::new(),
-            queue: Vec::new(),
             latest: HashMap::new(),
         }
     }
@@ -119,54 +104,15 @@ impl<'t> Change<'t> {
         key: impl Into<Vec<u8>>,
         value: impl Into<::sled::IVec>,
     ) {
-        let (key, value) = (key.into(), value.into());
+        let key = key.into();
         self.note(slot, &key);
-        if slot == Slot::Queue {
-            self.queue.push(QueueWrite {
-                key: key.clone(),
-                value: Some(value.clone()),
-                durable: true,
-            });
-        }
-        self.ops.push(Op::Insert(slot, key, value));
+        self.ops.push(Op::Insert(slot, key, value.into()));
     }
 
     pub(super) fn remove(&mut self, slot: Slot, key: impl Into<Vec<u8>>) {
         let key = key.into();
         self.note(slot, &key);
-        if slot == Slot::Queue {
-            self.queue.push(QueueWrite {
-                key: key.clone(),
-                value: None,
-                durable: true,
-            });
-        }
         self.ops.push(Op::Remove(slot, key));
-    }
-
-    /// Queues a delivery in memory only, without a `queue` row (see the
-    /// module doc of [`super`] for which ones).
-    pub(super) fn schedule(&mut self, key: Vec<u8>, value: impl Into<::sled::IVec>) {
-        self.queue.push(QueueWrite {
-            key,
-            value: Some(value.into()),
-            durable: false,
-        });
-    }
-
-    /// Dequeues delivery `id`, queued at `due`: its `queue` row, unless
-    /// the entry lives in memory only.
-    pub(super) fn dequeue(&mut self, due: Timestamp, id: &DeliveryId) {
-        let key = queue_key(due, id);
-        if self.trees.schedule.lock().is_memory_only(id, due) {
-            self.queue.push(QueueWrite {
-                key,
-                value: None,
-                durable: false,
-            });
-        } else {
-            self.remove(Slot::Queue, key);
-        }
     }
 
     fn note(&mut self, slot: Slot, key: &[u8]) {
@@ -243,7 +189,6 @@ impl Journal {
         let mut change = Change::new(trees);
         let out = build(&mut change)?;
         if change.ops.is_empty() {
-            queue::follow(&trees.schedule, &change.queue);
             return Ok(out);
         }
         let seq = *next;
@@ -259,7 +204,7 @@ impl Journal {
         self.applied.store(seq, Ordering::SeqCst);
         // After the whole change is visible, so a delivery is not claimed
         // before the records an attempt reads.
-        queue::follow(&trees.schedule, &change.queue);
+        queue::follow(&trees.schedule, change.ops.iter().filter_map(queue_write));
         Ok(out)
     }
 
@@ -321,6 +266,15 @@ fn stop_after_failed_apply(seq: u64, e: &StoreError) -> ! {
 
 /// The exit code of [`stop_after_failed_apply`] (`EX_IOERR`).
 const EXIT_FAILED_APPLY: i32 = 74;
+
+/// A `queue` write as [`queue::follow`] takes it.
+fn queue_write(op: &Op) -> Option<(&[u8], Option<&[u8]>)> {
+    match op {
+        Op::Insert(Slot::Queue, key, value) => Some((key, Some(value))),
+        Op::Remove(Slot::Queue, key) => Some((key, None)),
+        _ => None,
+    }
+}
 
 /// Makes the writes; returns how many bytes of keys and values they added
 /// (negative when they freed more than they added).

@@ -10,14 +10,14 @@
 //! | `source_ids` | `tenant \0 source id` | JSON [`Receipt`] of the first ingest |
 //! | `deliveries` | `dlv_id` | JSON [`Delivery`]: every delivery once it has changed, and from the start those not in their event's record |
 //! | `event_deliveries` | `evt_id \0 dlv_id` | empty: the deliveries not in the event's record (resends, large fan-outs) |
-//! | `queue` | `due ms (u64 big-endian) dlv_id` | `tenant \0 sub_id \0 evt_id`: runnable pending deliveries, earliest first, except the first attempts of unordered deliveries kept in their event's record, which are queued in memory only (see [`watermark`]) |
+//! | `queue` | `due ms (u64 big-endian) dlv_id` | `tenant \0 sub_id \0 evt_id`: runnable pending deliveries, earliest first |
 //! | `sub_pending` | `tenant \0 sub_id \0 dlv_id` | empty: every pending delivery of an `ordered` subscription, in ingest order |
 //! | `attempts` | `att_id` | JSON [`Attempt`] |
 //! | `sub_attempts` | `tenant \0 sub_id \0 att_id` | empty: per-subscription listing, by time |
 //! | `plugins` | `name` | JSON [`PluginRecord`] |
 //! | `plugin_blobs` | `sha256 hex` | the component bytes |
 //! | `journal` | record number (u64 big-endian) | a change whose writes a flush has not yet covered (see [`journal`]) |
-//! | `meta` | `live_bytes`, `rebuild_from` | the store's size as `storage.max_size` counts it (see [`usage`]); the event id from which opening looks for first attempts queued in memory only (see [`watermark`]) |
+//! | `meta` | `live_bytes` | the store's size as `storage.max_size` counts it (see [`usage`]) |
 //!
 //! Every change (ingest, finishing an attempt, cancelling, a subscription
 //! written) goes through the [`journal`]: atomic across the trees it
@@ -87,7 +87,6 @@ mod sync;
 #[cfg(test)]
 mod tests;
 mod usage;
-mod watermark;
 
 use super::index::SubscriptionIndex;
 use commit::{Flusher, Trees};
@@ -174,14 +173,6 @@ impl SledStore {
         usage::load(&trees)?;
         trees.journal.replay(&trees)?;
         queue::load(&trees)?;
-        let mark = watermark::load(&trees)?;
-        let found = watermark::rebuild(&trees, &mark)?;
-        if found > 0 {
-            tracing::info!(
-                found,
-                "queued the pending first attempts kept in event records"
-            );
-        }
         let disk = match options.sync {
             Durability::Full => {
                 Some(DiskSync::open(path).map_err(|e| StoreError::Backend(Box::new(e)))?)
@@ -197,7 +188,6 @@ impl SledStore {
             sweep: Mutex::new(SweepCursor::default()),
             commit: Flusher::start(db, trees, index, disk),
         };
-        inner.commit.commit.lock_staged().watermark = Some(mark);
         let store = SledStore {
             inner: Arc::new(inner),
         };

@@ -8,7 +8,6 @@ use parking_lot::Mutex;
 
 use super::SledStore;
 use super::commit::Trees;
-use super::journal::QueueWrite;
 use super::keys::{parse_queue_key, queued_event};
 use super::schedule::Schedule;
 use crate::clock::Timestamp;
@@ -36,20 +35,24 @@ pub(super) fn subscription_key(value: &[u8]) -> &[u8] {
     }
 }
 
-/// Applies a change's queue writes to the schedule, in order.
-pub(super) fn follow(schedule: &Mutex<Schedule>, writes: &[QueueWrite]) {
-    if writes.is_empty() {
+/// Applies `queue` writes to the schedule: `(key, Some(value))` queues,
+/// `(key, None)` dequeues.
+pub(super) fn follow<'a>(
+    schedule: &Mutex<Schedule>,
+    writes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) {
+    let mut writes = writes.into_iter().peekable();
+    if writes.peek().is_none() {
         return;
     }
     let mut schedule = schedule.lock();
-    for w in writes {
-        let Some((due, id)) = parse_queue_key(&w.key) else {
+    for (key, value) in writes {
+        let Some((due, id)) = parse_queue_key(key) else {
             continue;
         };
-        match &w.value {
+        match value {
             Some(value) => {
-                let sub = subscription_key(value).into();
-                schedule.insert(id, due, sub, queued_event(value), w.durable);
+                schedule.insert(id, due, subscription_key(value).into(), queued_event(value))
             }
             None => schedule.remove(&id, due),
         }
@@ -58,14 +61,14 @@ pub(super) fn follow(schedule: &Mutex<Schedule>, writes: &[QueueWrite]) {
 
 /// Fills the schedule from the `queue` tree (at open).
 pub(super) fn load(trees: &Trees) -> Result<()> {
-    let mut schedule = trees.schedule.lock();
+    let mut entries = Vec::new();
     for kv in trees.queue.iter() {
-        let (key, value) = kv?;
-        if let Some((due, id)) = parse_queue_key(&key) {
-            let sub = subscription_key(&value).into();
-            schedule.insert(id, due, sub, queued_event(&value), true);
-        }
+        entries.push(kv?);
     }
+    follow(
+        &trees.schedule,
+        entries.iter().map(|(k, v)| (k.as_ref(), Some(v.as_ref()))),
+    );
     Ok(())
 }
 

@@ -27,9 +27,6 @@ struct Entry {
     due: Timestamp,
     sub: SubKey,
     event: Option<EventId>,
-    /// Whether the `queue` tree has a row for it: the other entries live
-    /// here only, and are found again from their events' records at open.
-    durable: bool,
     /// Which queueing of the delivery this is: a claim ended with nothing
     /// recorded drops the entry it was handed, not one queued since.
     seq: u64,
@@ -58,9 +55,6 @@ pub(super) struct Schedule {
     /// Every subscription under its share with an entry waiting, by its
     /// earliest waiting entry.
     ready: BTreeMap<Position, SubKey>,
-    /// The events of the entries without a `queue` row, with how many
-    /// each has.
-    memory_only: BTreeMap<EventId, usize>,
     /// The share the last claim asked for.
     share: usize,
     seq: u64,
@@ -73,7 +67,6 @@ impl Default for Schedule {
             claimed: HashMap::new(),
             subs: HashMap::new(),
             ready: BTreeMap::new(),
-            memory_only: BTreeMap::new(),
             share: usize::MAX,
             seq: 0,
         }
@@ -83,25 +76,19 @@ impl Default for Schedule {
 impl Schedule {
     /// Queues delivery `id` at `due`, replacing its entry if it has one. A
     /// delivery claimed right now waits until its claim is released.
-    /// `durable`: the `queue` tree has a row for it.
     pub(super) fn insert(
         &mut self,
         id: DeliveryId,
         due: Timestamp,
         sub: SubKey,
         event: Option<EventId>,
-        durable: bool,
     ) {
         self.take_waiting(&id);
-        self.forget(&id);
         self.seq += 1;
         if !self.claimed.contains_key(&id) {
             let state = self.subs.entry(sub.clone()).or_default();
             state.waiting.insert((due, id.clone()));
             self.relist(&sub);
-        }
-        if !durable && let Some(event) = &event {
-            *self.memory_only.entry(event.clone()).or_default() += 1;
         }
         let seq = self.seq;
         self.entries.insert(
@@ -110,7 +97,6 @@ impl Schedule {
                 due,
                 sub,
                 event,
-                durable,
                 seq,
             },
         );
@@ -120,42 +106,8 @@ impl Schedule {
     pub(super) fn remove(&mut self, id: &DeliveryId, due: Timestamp) {
         if self.entries.get(id).is_some_and(|e| e.due == due) {
             self.take_waiting(id);
-            self.forget(id);
+            self.entries.remove(id);
         }
-    }
-
-    /// Drops the entry of `id` from `entries` (not from a waiting set).
-    fn forget(&mut self, id: &DeliveryId) {
-        let Some(entry) = self.entries.remove(id) else {
-            return;
-        };
-        if !entry.durable
-            && let Some(event) = entry.event
-            && let std::collections::btree_map::Entry::Occupied(mut count) =
-                self.memory_only.entry(event)
-        {
-            *count.get_mut() -= 1;
-            if *count.get() == 0 {
-                count.remove();
-            }
-        }
-    }
-
-    /// Whether delivery `id` is queued at `due` without a `queue` row.
-    pub(super) fn is_memory_only(&self, id: &DeliveryId, due: Timestamp) -> bool {
-        self.entries
-            .get(id)
-            .is_some_and(|e| e.due == due && !e.durable)
-    }
-
-    /// Whether delivery `id` is queued.
-    pub(super) fn contains(&self, id: &DeliveryId) -> bool {
-        self.entries.contains_key(id)
-    }
-
-    /// The oldest event with an entry that has no `queue` row.
-    pub(super) fn oldest_memory_only(&self) -> Option<&EventId> {
-        self.memory_only.keys().next()
     }
 
     /// Takes the entry of `id` out of its subscription's waiting set, if
@@ -230,7 +182,7 @@ impl Schedule {
         }
         match self.entries.get(id) {
             Some(e) if how == Release::Done && e.seq == claim.seq => {
-                self.forget(id);
+                self.entries.remove(id);
             }
             Some(e) => {
                 let sub = e.sub.clone();
@@ -332,7 +284,7 @@ mod tests {
         (0..n)
             .map(|_| {
                 let id = DeliveryId::generate();
-                schedule.insert(id.clone(), Timestamp(due), sub(s), None, true);
+                schedule.insert(id.clone(), Timestamp(due), sub(s), None);
                 id
             })
             .collect()
@@ -406,7 +358,7 @@ mod tests {
         s.claim_due(Timestamp(100), 10, 10);
         // The attempt's change: the entry leaves, its retry is queued.
         s.remove(&ds[0], Timestamp(100));
-        s.insert(ds[0].clone(), Timestamp(150), sub("a"), None, true);
+        s.insert(ds[0].clone(), Timestamp(150), sub("a"), None);
         assert!(s.claim_due(Timestamp(200), 10, 10).ready.is_empty());
         s.release(&ds[0], Release::Done);
         let c = s.claim_due(Timestamp(200), 10, 10);
@@ -419,7 +371,7 @@ mod tests {
         let ds = queue(&mut s, "a", 100, 2);
         s.remove(&ds[0], Timestamp(99));
         assert_eq!(s.len(), 2);
-        s.insert(ds[0].clone(), Timestamp(300), sub("a"), None, true);
+        s.insert(ds[0].clone(), Timestamp(300), sub("a"), None);
         assert_eq!(s.len(), 2);
         let c = s.claim_due(Timestamp(200), 10, 10);
         assert_eq!(ids(&c), [ds[1].clone()]);
@@ -436,44 +388,6 @@ mod tests {
         listed.sort();
         assert_eq!(listed, mine);
         assert!(s.of_subscription(b"c").is_empty());
-    }
-
-    #[test]
-    fn the_oldest_event_without_a_queue_row_follows_its_entries() {
-        let mut s = Schedule::default();
-        let (old, new) = (EventId::generate(), EventId::generate());
-        let ids: Vec<DeliveryId> = (0..3).map(|_| DeliveryId::generate()).collect();
-        s.insert(
-            ids[0].clone(),
-            Timestamp(1),
-            sub("a"),
-            Some(old.clone()),
-            false,
-        );
-        s.insert(
-            ids[1].clone(),
-            Timestamp(1),
-            sub("a"),
-            Some(new.clone()),
-            false,
-        );
-        s.insert(
-            ids[2].clone(),
-            Timestamp(1),
-            sub("a"),
-            Some(old.clone()),
-            true,
-        );
-        assert_eq!(s.oldest_memory_only(), Some(&old));
-        assert!(s.is_memory_only(&ids[0], Timestamp(1)));
-        assert!(!s.is_memory_only(&ids[2], Timestamp(1)), "it has a row");
-        // Claimed and finished: the attempt's change dequeues it.
-        s.claim_due(Timestamp(1), 1, 10);
-        s.remove(&ids[0], Timestamp(1));
-        assert_eq!(s.oldest_memory_only(), Some(&new));
-        s.claim_due(Timestamp(1), 1, 10);
-        s.release(&ids[1], Release::Done);
-        assert_eq!(s.oldest_memory_only(), None);
     }
 
     #[test]

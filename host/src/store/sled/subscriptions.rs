@@ -88,7 +88,7 @@ impl SledStore {
         ids.dedup_by(|a, b| a.id == b.id);
         let cancelled = self.take_pending(tenant, id, &ids, |d, c| {
             if let Some(due) = d.next_attempt_at.take() {
-                c.dequeue(due, &d.id);
+                c.remove(Slot::Queue, queue_key(due, &d.id));
             }
             d.state = DeliveryState::Cancelled;
             c.insert(Slot::Deliveries, d.id.as_str(), encode(d));

@@ -1,8 +1,6 @@
 //! Events and their deliveries: ingest (staged for the next group commit,
 //! or written at once when a delivery is ordered), reads, and resends.
 
-use std::sync::Arc;
-
 use super::SledStore;
 use super::journal::Slot;
 use super::keys::{
@@ -63,13 +61,6 @@ impl SledStore {
             .sum::<usize>();
         staged.writes.extend(writes);
         staged.source_keys.extend(source_key);
-        if !deliveries.is_empty() {
-            let shared = Arc::new(event.clone());
-            let mut fresh = self.inner.fresh.lock();
-            for n in deliveries {
-                fresh.keep(n.delivery.clone(), shared.clone());
-            }
-        }
         Ok(Ingested::New(receipt))
     }
 
@@ -163,12 +154,6 @@ impl SledStore {
     /// stands and its event, read once; `None` if either is gone.
     pub fn attempt_inputs(&self, queued: &Queued) -> Result<Option<(Delivery, Event)>> {
         let row = self.delivery_row(&queued.id)?;
-        // A first attempt soon after ingest: the event is still in memory.
-        let fresh = self.inner.fresh.lock().take(&queued.id);
-        if let Some((kept, event)) = fresh {
-            let event = Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone());
-            return Ok(Some((row.unwrap_or(kept), event)));
-        }
         let event_id = match (&row, &queued.event) {
             (Some(row), _) => row.event_id.clone(),
             (None, Some(event)) => event.clone(),

@@ -73,7 +73,6 @@ use crate::model::{Attempt, Delivery, Event, Subscription};
 mod attempts;
 mod commit;
 mod events;
-mod fresh;
 
 mod journal;
 mod keys;
@@ -91,7 +90,6 @@ mod usage;
 
 use super::index::SubscriptionIndex;
 use commit::{Flusher, Trees};
-use fresh::Fresh;
 use retention::SweepCursor;
 use space::Space;
 use sync::DiskSync;
@@ -131,8 +129,6 @@ struct Inner {
     /// Serialises changes to ordered subscriptions' heads: picking the next
     /// delivery needs a range scan, made before the change is built.
     ordered: Mutex<()>,
-    /// Just-ingested events, for their deliveries' first attempts.
-    fresh: Mutex<Fresh>,
     /// The storage limits and the last measure against them.
     space: Space,
     /// Where the retention sweep's current pass stands.
@@ -188,7 +184,6 @@ impl SledStore {
             trees: trees.clone(),
             index: index.clone(),
             ordered: Mutex::new(()),
-            fresh: Mutex::new(Fresh::default()),
             space: Space::new(trees.clone(), path, options),
             sweep: Mutex::new(SweepCursor::default()),
             commit: Flusher::start(db, trees, index, disk),

@@ -84,16 +84,6 @@ impl SledStore {
             index.put(sub.clone());
         }
         drop(index);
-        // The next head is queued at `now` or later: its key at `now` is a
-        // lower bound, which is all a reader of the low-water mark needs.
-        let requeued = d
-            .next_attempt_at
-            .map(|due| queue_key(due, &d.id))
-            .into_iter()
-            .chain(next_head.as_ref().map(|next| queue_key(now, next)));
-        if let Some(key) = requeued.min() {
-            self.inner.commit.commit.queued(key);
-        }
         Ok(())
     }
 

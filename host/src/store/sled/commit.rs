@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::attempts::{StagedFinish, finish_in};
 use super::journal::{Change, Journal, Slot};
+use super::schedule::Schedule;
 use super::sync::DiskSync;
 use super::usage;
 use crate::model::Subscription;
@@ -53,6 +54,9 @@ pub(super) struct Trees {
     pub(super) plugins: ::sled::Tree,
     pub(super) plugin_blobs: ::sled::Tree,
     pub(super) journal: Journal,
+    /// The due-time queue in memory, kept in step with `queue` by the
+    /// journal (see [`super::queue`]).
+    pub(super) schedule: Mutex<Schedule>,
     /// The store's own bookkeeping, written outside the journal (see [`super::usage`]).
     pub(super) meta: ::sled::Tree,
 }
@@ -72,6 +76,7 @@ impl Trees {
             plugins: db.open_tree("plugins")?,
             plugin_blobs: db.open_tree("plugin_blobs")?,
             journal: Journal::new(db.open_tree("journal")?),
+            schedule: Mutex::new(Schedule::default()),
             meta: db.open_tree("meta")?,
         })
     }
@@ -131,8 +136,6 @@ pub(super) struct GroupCommit {
     trees: Arc<Trees>,
     index: Arc<RwLock<SubscriptionIndex>>,
     written: AtomicU64,
-    /// Lowest queue key written since [`SledStore::take_queued_since`](super::SledStore::take_queued_since).
-    low_water: Mutex<Option<Vec<u8>>>,
     flushed: watch::Sender<u64>,
     failed: watch::Sender<Option<Failure>>,
     kick: Mutex<Kick>,
@@ -183,7 +186,6 @@ impl Flusher {
             trees,
             index,
             written: AtomicU64::new(0),
-            low_water: Mutex::new(None),
             flushed: watch::Sender::new(0),
             failed: watch::Sender::new(None),
             kick: Mutex::new(Kick::default()),
@@ -270,18 +272,6 @@ impl GroupCommit {
         }
     }
 
-    /// Notes a committed queue entry (or a lower bound of its key).
-    pub(super) fn queued(&self, key: Vec<u8>) {
-        let mut low = self.lock_low_water();
-        if low.as_ref().is_none_or(|l| key < *l) {
-            *low = Some(key);
-        }
-    }
-
-    pub(super) fn lock_low_water(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
-        self.low_water.lock()
-    }
-
     pub(super) fn lock_staged(&self) -> MutexGuard<'_, Staged> {
         self.staged.lock()
     }
@@ -321,19 +311,6 @@ impl GroupCommit {
             }
         }
         drop(index);
-        let queued = writes
-            .iter()
-            .filter(|(slot, ..)| matches!(slot, Slot::Queue))
-            .map(|(_, key, _)| key)
-            .chain(
-                finishes
-                    .iter()
-                    .filter_map(|f| f.requeue.as_ref().map(|(k, _)| k)),
-            )
-            .min();
-        if let Some(key) = queued {
-            self.queued(key.clone());
-        }
         let mut staged = self.lock_staged();
         for key in source_keys {
             staged.source_ids.remove(key);

@@ -88,14 +88,8 @@ impl SledStore {
         if let Some(first) = source_key.as_ref().and_then(|k| staged.source_ids.get(k)) {
             return Ok(Ingested::Duplicate(first.clone()));
         }
-        let earliest = deliveries
-            .iter()
-            .zip(&queued)
-            .filter(|(_, head)| **head)
-            .filter_map(|(n, _)| Some(queue_key(n.delivery.next_attempt_at?, &n.delivery.id)))
-            .min();
         let EventWrites { record, unkept } = event_writes(event, deliveries);
-        let ingested = self.inner.trees.write(|c| {
+        self.inner.trees.write(|c| {
             if let Some(key) = &source_key {
                 if let Some(first) = c.get(Slot::SourceIds, key)? {
                     return Ok(Ingested::Duplicate(decode(key, &first)?));
@@ -125,11 +119,7 @@ impl SledStore {
                 }
             }
             Ok(Ingested::New(receipt.clone()))
-        })?;
-        if let Some(key) = earliest {
-            self.inner.commit.commit.queued(key);
-        }
-        Ok(ingested)
+        })
     }
 
     pub(crate) fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
@@ -203,11 +193,7 @@ impl SledStore {
                 c.insert(Slot::SubPending, pending_key(d), &[][..]);
             }
             Ok(())
-        })?;
-        if head && let Some(due) = d.next_attempt_at {
-            self.inner.commit.commit.queued(queue_key(due, &d.id));
-        }
-        Ok(())
+        })
     }
 
     /// Whether a new delivery runs at once: unordered, or the first its

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::commit::Trees;
+use super::queue;
 use crate::store::{Result, StoreError};
 
 /// Which tree a write goes to (the record's encoding: `as u8`).
@@ -201,6 +202,9 @@ impl Journal {
             Err(e) => stop_after_failed_apply(seq, &e),
         };
         self.applied.store(seq, Ordering::SeqCst);
+        // After the whole change is visible, so a delivery is not claimed
+        // before the records an attempt reads.
+        queue::follow(&trees.schedule, change.ops.iter().filter_map(queue_write));
         Ok(out)
     }
 
@@ -262,6 +266,15 @@ fn stop_after_failed_apply(seq: u64, e: &StoreError) -> ! {
 
 /// The exit code of [`stop_after_failed_apply`] (`EX_IOERR`).
 const EXIT_FAILED_APPLY: i32 = 74;
+
+/// A `queue` write as [`queue::follow`] takes it.
+fn queue_write(op: &Op) -> Option<(&[u8], Option<&[u8]>)> {
+    match op {
+        Op::Insert(Slot::Queue, key, value) => Some((key, Some(value))),
+        Op::Remove(Slot::Queue, key) => Some((key, None)),
+        _ => None,
+    }
+}
 
 /// Makes the writes; returns how many bytes of keys and values they added
 /// (negative when they freed more than they added).

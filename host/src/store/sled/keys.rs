@@ -35,14 +35,6 @@ pub(super) fn queue_value(d: &Delivery) -> Vec<u8> {
     )
 }
 
-/// Whether a `queue` value belongs to the subscription (`sub` is its
-/// `tenant \0 sub_id` key).
-pub(super) fn queued_for(value: &[u8], sub: &[u8]) -> bool {
-    value
-        .strip_prefix(sub)
-        .is_some_and(|rest| rest.first() == Some(&0))
-}
-
 /// The event a `queue` value names.
 pub(super) fn queued_event(value: &[u8]) -> Option<EventId> {
     last_part(value).parse().ok()

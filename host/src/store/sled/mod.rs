@@ -80,6 +80,7 @@ mod plugins;
 mod queue;
 mod records;
 mod retention;
+mod schedule;
 mod space;
 mod subscriptions;
 mod sync;
@@ -89,7 +90,6 @@ mod usage;
 
 use super::index::SubscriptionIndex;
 use commit::{Flusher, Trees};
-use queue::Claims;
 use retention::SweepCursor;
 use space::Space;
 use sync::DiskSync;
@@ -129,8 +129,6 @@ struct Inner {
     /// Serialises changes to ordered subscriptions' heads: picking the next
     /// delivery needs a range scan, made before the change is built.
     ordered: Mutex<()>,
-    /// What [`SledStore::claim_due`] has handed out, and where it scans next.
-    claims: Mutex<Claims>,
     /// The storage limits and the last measure against them.
     space: Space,
     /// Where the retention sweep's current pass stands.
@@ -174,6 +172,7 @@ impl SledStore {
         let trees = Arc::new(Trees::open(&db)?);
         usage::load(&trees)?;
         trees.journal.replay(&trees)?;
+        queue::load(&trees)?;
         let disk = match options.sync {
             Durability::Full => {
                 Some(DiskSync::open(path).map_err(|e| StoreError::Backend(Box::new(e)))?)
@@ -185,7 +184,6 @@ impl SledStore {
             trees: trees.clone(),
             index: index.clone(),
             ordered: Mutex::new(()),
-            claims: Mutex::new(Claims::default()),
             space: Space::new(trees.clone(), path, options),
             sweep: Mutex::new(SweepCursor::default()),
             commit: Flusher::start(db, trees, index, disk),
@@ -341,7 +339,7 @@ impl Store for SledStore {
     }
 
     fn queue_len(&self) -> usize {
-        self.inner.trees.queue.len()
+        self.inner.trees.schedule.lock().len()
     }
 
     async fn get_attempt(&self, id: &AttemptId) -> Result<Option<Attempt>> {

@@ -4,10 +4,7 @@
 
 use super::SledStore;
 use super::journal::{Change, Slot};
-use super::keys::{
-    key2, key3, last_part, parse_queue_key, prefix2, queue_key, queue_value, queued_event,
-    queued_for,
-};
+use super::keys::{key2, key3, last_part, prefix2, queue_key, queue_value};
 use super::records::{current_delivery, decode_entry, encode, read, write_subscription};
 use crate::ids::{SubscriptionId, Tenant};
 use crate::model::{Delivery, DeliveryState, Subscription};
@@ -86,17 +83,7 @@ impl SledStore {
         let _ordered = self.ordered_lock();
         let sub_key = key2(tenant.as_str(), id.as_str());
         let mut ids = self.waiting(tenant, id)?;
-        for kv in self.inner.trees.queue.iter() {
-            let (k, v) = kv?;
-            if queued_for(&v, &sub_key)
-                && let Some((_, dlv)) = parse_queue_key(&k)
-            {
-                ids.push(Queued {
-                    id: dlv,
-                    event: queued_event(&v),
-                });
-            }
-        }
+        ids.extend(self.inner.trees.schedule.lock().of_subscription(&sub_key));
         ids.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         ids.dedup_by(|a, b| a.id == b.id);
         let cancelled = self.take_pending(tenant, id, &ids, |d, c| {
@@ -132,18 +119,11 @@ impl SledStore {
     /// already: it moves to the same place).
     fn release_waiting(&self, tenant: &Tenant, id: &SubscriptionId) -> Result<()> {
         let ids = self.waiting(tenant, id)?;
-        let released = self.take_pending(tenant, id, &ids, |d, c| {
+        self.take_pending(tenant, id, &ids, |d, c| {
             if let Some(due) = d.next_attempt_at {
                 c.insert(Slot::Queue, queue_key(due, &d.id), queue_value(d));
             }
         })?;
-        let lowest = released
-            .iter()
-            .filter_map(|d| Some(queue_key(d.next_attempt_at?, &d.id)))
-            .min();
-        if let Some(key) = lowest {
-            self.inner.commit.commit.queued(key);
-        }
         Ok(())
     }
 

@@ -1,7 +1,5 @@
 //! The sled backend's own tests: records, queue, journal and index.
 
-use std::ops::Bound;
-
 use super::journal::Slot;
 use super::keys::*;
 use super::queue::DueWork;
@@ -314,76 +312,6 @@ async fn due_respects_time_limit_and_skips() {
 }
 
 #[tokio::test]
-async fn a_scan_from_the_lowest_queued_position_finds_what_landed_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
-    let s = sub("s1", &["*"], false);
-    let e = event(None);
-    let handed: Vec<Delivery> = [100, 200].iter().map(|&t| delivery(&e, &s, t)).collect();
-    let with_flags: Vec<_> = handed.iter().map(|d| nd(d.clone(), false)).collect();
-    store.ingest(&e, &with_flags).unwrap();
-    store.durable().await.unwrap();
-    let cursor = store
-        .due(Timestamp(1000), 10, |_| false)
-        .unwrap()
-        .last
-        .unwrap();
-    store.take_queued_since();
-
-    // A retry due before the cursor's entry.
-    let late = event(None);
-    let behind = delivery(&late, &s, 150);
-    store.ingest(&late, &[nd(behind.clone(), false)]).unwrap();
-    store.durable().await.unwrap();
-    let in_flight = |id: &DeliveryId| handed.iter().any(|d| &d.id == id);
-    let past = store
-        .due_after(Timestamp(1000), 10, Bound::Excluded(&cursor), |id, _, _| {
-            in_flight(id)
-        })
-        .unwrap();
-    assert!(past.ready.is_empty(), "behind the cursor");
-    let lowest = store.take_queued_since().unwrap();
-    assert!(lowest <= cursor);
-    let from = store
-        .due_after(Timestamp(1000), 10, Bound::Included(&lowest), |id, _, _| {
-            in_flight(id)
-        })
-        .unwrap();
-    assert_eq!(from.ids(), vec![behind.id]);
-}
-
-#[tokio::test]
-async fn the_lowest_queued_position_is_reported_once_it_is_visible() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), &Options::default()).unwrap();
-    assert_eq!(store.take_queued_since(), None);
-    let s = sub("s1", &["*"], false);
-    let (late, early) = (event(None), event(None));
-    store
-        .ingest(&late, &[nd(delivery(&late, &s, 500), false)])
-        .unwrap();
-    store
-        .ingest(&early, &[nd(delivery(&early, &s, 300), false)])
-        .unwrap();
-    // Staged ingests are not in the queue yet, so nothing is reported.
-    assert_eq!(store.take_queued_since(), None);
-    store.durable().await.unwrap();
-    let lowest = store.take_queued_since().expect("queued");
-    let work = store.due(Timestamp(1000), 1, |_| false).unwrap();
-    assert_eq!(Some(lowest), work.last, "the entry due at 300");
-    assert_eq!(store.take_queued_since(), None, "taken once");
-
-    let o = sub("o1", &["*"], true);
-    let third = event(None);
-    store
-        .add_delivery(&delivery(&third, &o, 250), true)
-        .unwrap();
-    let lowest = store.take_queued_since().expect("queued");
-    let work = store.due(Timestamp(1000), 1, |_| false).unwrap();
-    assert_eq!(Some(lowest), work.last, "the entry due at 250");
-}
-
-#[tokio::test]
 async fn staged_ingests_are_invisible_until_durable_and_still_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path(), &Options::default()).unwrap();
@@ -570,8 +498,6 @@ async fn turning_ordering_off_releases_the_waiting_deliveries() {
         ids(3)
     );
     assert_eq!(store.inner.trees.sub_pending.len(), 0);
-    // The next scan from a later position still finds them.
-    assert!(store.take_queued_since().is_some());
     finish(&store, &ds[1], DeliveryState::Delivered, false, 100);
     assert_eq!(
         store.due(Timestamp(100), 10, |_| false).unwrap().ids(),
@@ -787,7 +713,14 @@ async fn a_claimed_delivery_is_handed_out_once_until_released() {
         store.claim_due(Timestamp(100), 10, 10).unwrap(),
         Claimed::default()
     );
-    // Done without a record (nothing to do): the entry stays behind the cursor.
+    // Unrecorded: it is handed out again.
+    store.release(&d.id, Release::Unrecorded);
+    let again = store.claim_due(Timestamp(100), 10, 10).unwrap();
+    assert_eq!(
+        again.ready.iter().map(|q| &q.id).collect::<Vec<_>>(),
+        [&d.id]
+    );
+    // Done without a record (nothing to do): not handed out again.
     store.release(&d.id, Release::Done);
     assert!(
         store
@@ -795,13 +728,6 @@ async fn a_claimed_delivery_is_handed_out_once_until_released() {
             .unwrap()
             .ready
             .is_empty()
-    );
-    // Unrecorded: the next scan starts over and finds it again.
-    store.release(&d.id, Release::Unrecorded);
-    let again = store.claim_due(Timestamp(100), 10, 10).unwrap();
-    assert_eq!(
-        again.ready.iter().map(|q| &q.id).collect::<Vec<_>>(),
-        [&d.id]
     );
 }
 

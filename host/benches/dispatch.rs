@@ -18,14 +18,23 @@
 //! cargo bench -p hookshape --bench dispatch -- --only 4,5
 //! cargo bench -p hookshape --bench dispatch -- --sync os   # storage.sync = "os" (default "full")
 //! cargo bench -p hookshape --bench dispatch -- --only 4,9 --plugin py   # scenarios 4 and 9 in Python (or js)
+//! cargo bench -p hookshape --bench dispatch -- --out /tmp/runs   # where the files go (default target/bench)
 //! ```
+//!
+//! Besides printing the table it writes it to `dispatch-<UTC time>.md` and a
+//! chart of it to `dispatch-<UTC time>.svg` (CPU per delivery per scenario,
+//! scenario 8's latency distribution), and prints both paths.
 //!
 //! Latency is measured from the moment the generator has the 202 (the event
 //! is durable) to the moment the receiver has the whole delivery, matched by
 //! `webhook-id`, so it holds whatever a plugin did to the body.
 
+#[path = "dispatch/chart.rs"]
+mod chart;
 #[path = "dispatch/load.rs"]
 mod load;
+#[path = "dispatch/output.rs"]
+mod output;
 #[path = "dispatch/receiver.rs"]
 mod receiver;
 #[path = "dispatch/report.rs"]
@@ -35,7 +44,8 @@ mod scenarios;
 #[path = "dispatch/server.rs"]
 mod server;
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use report::Row;
 use scenarios::Sizes;
@@ -47,6 +57,8 @@ struct Options {
     only: Vec<u32>,
     /// The language of scenarios 4 and 9's plugin.
     plugin: scenarios::SlackPlugin,
+    /// Where the table and the chart are written (`--out`).
+    out: PathBuf,
 }
 
 fn options() -> Options {
@@ -54,6 +66,7 @@ fn options() -> Options {
         quick: false,
         only: Vec::new(),
         plugin: scenarios::SlackPlugin::Rust,
+        out: output::default_dir(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +85,7 @@ fn options() -> Options {
                 opts.plugin = scenarios::SlackPlugin::parse(&lang)
                     .unwrap_or_else(|| panic!("--plugin takes rust, py or js, not {lang:?}"));
             }
+            "--out" => opts.out = args.next().expect("--out takes a directory").into(),
             "--only" => {
                 let list = args.next().unwrap_or_default();
                 opts.only = list
@@ -138,14 +152,29 @@ fn main() {
         .expect("a tokio runtime");
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load_before = load_average();
+    let started_at = SystemTime::now();
     let started = Instant::now();
     let rows = runtime.block_on(run(&opts));
-    println!(
-        "\nhookshape dispatch benchmark ({}, storage.sync = {}), {cpus} CPUs, load average {load_before} before, {} after, {:.0}s\n",
+    let run_name = format!(
+        "hookshape dispatch benchmark ({}, storage.sync = {})",
         if opts.quick { "quick" } else { "full" },
         server::SYNC.get().copied().unwrap_or("full"),
+    );
+    let header = format!(
+        "{run_name}, {cpus} CPUs, load average {load_before} before, {} after, {:.0}s",
         load_average(),
         started.elapsed().as_secs_f64()
     );
+    println!("\n{header}\n");
     print!("{}", report::table(&rows));
+    let written =
+        output::write(&opts.out, started_at, &run_name, &header, &rows).unwrap_or_else(|e| {
+            panic!(
+                "cannot write the run's files to {}: {e}",
+                opts.out.display()
+            )
+        });
+    for path in written {
+        println!("written: {}", path.display());
+    }
 }

@@ -444,6 +444,7 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
         cpu_before,
         receipts: receiver.take(),
     };
+    let samples = report::ack_to_receipt_samples(&run.load.acks, &run.receipts);
     let mut row = run
         .finish(
             &format!(
@@ -454,6 +455,7 @@ pub async fn fixed_rate(sizes: Sizes) -> Row {
             &server,
         )
         .await;
+    row.latency_samples = samples;
     if let Some(Percentiles { max, .. }) = row.latency {
         row.note
             .push_str(&format!("; e2e max {:.1} ms", max.as_secs_f64() * 1e3));

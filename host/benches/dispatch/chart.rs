@@ -54,7 +54,7 @@ pub fn svg(title: &str, cpu: &[CpuBar], latency: Option<&Latency>) -> Result<Str
     let cpu_height = if cpu.is_empty() {
         0
     } else {
-        90 + BAR_HEIGHT * cpu.len() as u32
+        80 + BAR_HEIGHT * (cpu.len() as u32 + 2)
     };
     let latency_height = if latency.is_some() { LATENCY_HEIGHT } else { 0 };
     let mut out = String::new();
@@ -94,8 +94,8 @@ fn cpu_bars(area: &DrawingArea<SVGBackend, Shift>, bars: &[CpuBar]) -> Result<()
         .build_cartesian_2d(
             0.0..widest * 1.2,
             // In tenths of a row: a label on every bar's centre, and above
-            // the bars a band for the legend.
-            (-ROW / 2..n as i32 * ROW + 7)
+            // the bars a band of a row and a half for the legend.
+            (-ROW / 2..n as i32 * ROW + ROW)
                 .with_key_points((0..n as i32).map(|r| r * ROW).collect()),
         )?;
     // Bar k is centred on row n-1-k, so the list reads top-down.

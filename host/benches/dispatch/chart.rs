@@ -174,7 +174,11 @@ fn latency_cdf(area: &DrawingArea<SVGBackend, Shift>, latency: &Latency) -> Resu
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(((lowest * 0.8)..(highest * 1.25)).log_scale(), 0.0..100.0)?;
+        .build_cartesian_2d(
+            ((lowest * 0.8)..(highest * 1.25)).log_scale(),
+            // Headroom above 100% for p99's label.
+            0.0..106.0,
+        )?;
     chart
         .configure_mesh()
         .x_desc("us, log scale (0 us, a delivery ahead of its 202, is drawn at 1)")

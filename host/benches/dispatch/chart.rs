@@ -19,7 +19,29 @@ pub type ChartError = DrawingAreaErrorKind<std::io::Error>;
 pub struct CpuBar {
     pub scenario: String,
     pub server: Duration,
+    /// The database's, on PostgreSQL.
+    pub db: Option<Duration>,
     pub bench: Duration,
+}
+
+impl CpuBar {
+    /// The stacked parts, in [`PARTS`]' order.
+    fn parts(&self) -> [Duration; 3] {
+        [self.server, self.db.unwrap_or_default(), self.bench]
+    }
+
+    fn total(&self) -> Duration {
+        self.parts().iter().sum()
+    }
+
+    /// The parts in microseconds, as the table's cell gives them.
+    fn label(&self) -> String {
+        let (server, bench) = (self.server.as_micros(), self.bench.as_micros());
+        match self.db {
+            Some(db) => format!("{server} + {} + {bench} us", db.as_micros()),
+            None => format!("{server} + {bench} us"),
+        }
+    }
 }
 
 /// One scenario's ack-to-receipt latencies, with the percentiles its table
@@ -41,7 +63,14 @@ const LATENCY_HEIGHT: u32 = 380;
 const NAME_AREA: u32 = 290;
 const FONT: &str = "sans-serif";
 const SERVER: RGBColor = RGBColor(0x3b, 0x6e, 0xa8);
+const DB: RGBColor = RGBColor(0x5a, 0xa4, 0x69);
 const BENCH: RGBColor = RGBColor(0xe3, 0x9a, 0x3c);
+/// The parts of a bar, left to right, with their legend and colour.
+const PARTS: [(&str, RGBColor); 3] = [
+    ("server", SERVER),
+    ("database (PostgreSQL)", DB),
+    ("benchmark (generator + receiver)", BENCH),
+];
 /// Points drawn along the CDF: enough for a smooth curve, not one per sample.
 const CDF_POINTS: usize = 400;
 
@@ -75,19 +104,14 @@ pub fn svg(title: &str, cpu: &[CpuBar], latency: Option<&Latency>) -> Result<Str
     Ok(out)
 }
 
-/// Horizontal bars, the first scenario on top: server from 0, the
-/// benchmark's own time after it, the sum written at the end.
+/// Horizontal bars, the first scenario on top: server from 0, then the
+/// database's time if there is one, then the benchmark's own, the parts
+/// written at the end.
 fn cpu_bars(area: &DrawingArea<SVGBackend, Shift>, bars: &[CpuBar]) -> Result<(), ChartError> {
     let n = bars.len();
-    let widest = bars
-        .iter()
-        .map(|b| micros(b.server + b.bench))
-        .fold(1.0, f64::max);
+    let widest = bars.iter().map(|b| micros(b.total())).fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "CPU time per delivery, us (server + benchmark's generator and receiver)",
-            (FONT, 16),
-        )
+        .caption("CPU time per delivery, us", (FONT, 16))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(NAME_AREA)
@@ -116,26 +140,24 @@ fn cpu_bars(area: &DrawingArea<SVGBackend, Shift>, bars: &[CpuBar]) -> Result<()
         let y = centre(k);
         Rectangle::new([(from, y - 4), (to, y + 4)], color.filled())
     };
-    chart
-        .draw_series(
-            bars.iter()
-                .enumerate()
-                .map(|(k, b)| bar(0.0, micros(b.server), k, SERVER)),
-        )?
-        .label("server")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], SERVER.filled()));
-    chart
-        .draw_series(bars.iter().enumerate().map(|(k, b)| {
-            let server = micros(b.server);
-            bar(server, server + micros(b.bench), k, BENCH)
-        }))?
-        .label("benchmark (generator + receiver)")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BENCH.filled()));
+    let any_db = bars.iter().any(|b| b.db.is_some());
+    for (part, &(name, color)) in PARTS.iter().enumerate() {
+        if part == 1 && !any_db {
+            continue;
+        }
+        chart
+            .draw_series(bars.iter().enumerate().map(|(k, b)| {
+                let parts = b.parts();
+                let from: f64 = parts[..part].iter().map(|&d| micros(d)).sum();
+                bar(from, from + micros(parts[part]), k, color)
+            }))?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
     chart.draw_series(bars.iter().enumerate().map(|(k, b)| {
-        let text = format!("{} + {} us", b.server.as_micros(), b.bench.as_micros());
-        let end = micros(b.server + b.bench) + widest * 0.01;
+        let end = micros(b.total()) + widest * 0.01;
         Text::new(
-            text,
+            b.label(),
             (end, centre(k)),
             TextStyle::from((FONT, 12)).pos(Pos::new(HPos::Left, VPos::Center)),
         )

@@ -13,6 +13,7 @@ fn bar(scenario: &str, server: u64, bench: u64) -> CpuBar {
     CpuBar {
         scenario: scenario.into(),
         server: Duration::from_micros(server),
+        db: None,
         bench: Duration::from_micros(bench),
     }
 }
@@ -78,4 +79,20 @@ fn a_run_without_latency_samples_draws_the_bars_alone() {
     let texts = texts(&svg);
     assert!(texts.iter().any(|t| t == "3. e2e, 1 sub, no plugin"));
     assert!(!texts.iter().any(|t| t.contains("latency")));
+}
+
+#[test]
+fn the_database_is_a_part_of_its_own_where_it_is_measured() {
+    let on_postgres = CpuBar {
+        db: Some(Duration::from_micros(120)),
+        ..bar("3. e2e, 1 sub, no plugin", 200, 50)
+    };
+    let pg = texts(&svg("pg", &[on_postgres], None).expect("drawn"));
+    assert!(pg.iter().any(|t| t == "200 + 120 + 50 us"));
+    assert!(pg.iter().any(|t| t == "database (PostgreSQL)"));
+
+    let sled =
+        texts(&svg("sled", &[bar("3. e2e, 1 sub, no plugin", 200, 50)], None).expect("drawn"));
+    assert!(sled.iter().any(|t| t == "200 + 50 us"));
+    assert!(!sled.iter().any(|t| t.starts_with("database")));
 }

@@ -27,6 +27,7 @@ fn cpu_bars(rows: &[Row]) -> Vec<CpuBar> {
             Some(CpuBar {
                 scenario: row.name.clone(),
                 server,
+                db: None,
                 bench,
             })
         })

@@ -19,6 +19,7 @@
 //! cargo bench -p hookshape --bench dispatch -- --sync os   # storage.sync = "os" (default "full")
 //! cargo bench -p hookshape --bench dispatch -- --only 4,9 --plugin py   # scenarios 4 and 9 in Python (or js)
 //! cargo bench -p hookshape --bench dispatch -- --backend postgres --nodes 2 --only 3,4
+//! cargo bench -p hookshape --bench dispatch -- --out /tmp/runs   # where the files go (default target/bench)
 //! ```
 //!
 //! `--backend postgres` (default `sled`) starts a throwaway PostgreSQL
@@ -35,16 +36,24 @@
 //! lease; scenario 10 (the store alone, in-process) is not run either: it
 //! measures sled's engine. Scenario 9 runs no server and is the same on both.
 //!
+//! Besides printing the table it writes it to `dispatch-<UTC time>.md` and a
+//! chart of it to `dispatch-<UTC time>.svg` (CPU per delivery per scenario,
+//! scenario 8's latency distribution), and prints both paths.
+//!
 //! Latency is measured from the moment the generator has the 202 (the event
 //! is durable) to the moment the receiver has the whole delivery, matched by
 //! `webhook-id`, so it holds whatever a plugin did to the body.
 
 #[path = "dispatch/backend.rs"]
 mod backend;
+#[path = "dispatch/chart.rs"]
+mod chart;
 #[path = "dispatch/cpu.rs"]
 mod cpu;
 #[path = "dispatch/load.rs"]
 mod load;
+#[path = "dispatch/output.rs"]
+mod output;
 #[path = "dispatch/receiver.rs"]
 mod receiver;
 #[path = "dispatch/report.rs"]
@@ -58,7 +67,8 @@ mod server;
 #[path = "../../tests/support/pg_cluster.rs"]
 mod pg_cluster;
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use backend::Backend;
 use report::Row;
@@ -74,6 +84,8 @@ struct Options {
     backend: backend::Kind,
     nodes: usize,
     sync: backend::Sync,
+    /// Where the table and the chart are written (`--out`).
+    out: PathBuf,
 }
 
 fn options() -> Options {
@@ -84,6 +96,7 @@ fn options() -> Options {
         backend: backend::Kind::Sled,
         nodes: 1,
         sync: backend::Sync::Full,
+        out: output::default_dir(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -112,6 +125,7 @@ fn options() -> Options {
                 opts.plugin = scenarios::SlackPlugin::parse(&lang)
                     .unwrap_or_else(|| panic!("--plugin takes rust, py or js, not {lang:?}"));
             }
+            "--out" => opts.out = args.next().expect("--out takes a directory").into(),
             "--only" => {
                 let list = args.next().unwrap_or_default();
                 opts.only = list
@@ -209,14 +223,29 @@ fn main() {
         std::process::exit(2)
     });
     let load_before = load_average();
+    let started_at = SystemTime::now();
     let started = Instant::now();
     let rows = runtime.block_on(run(&opts, &backend));
-    println!(
-        "\nhookshape dispatch benchmark ({}, {}), {cpus} CPUs, load average {load_before} before, {} after, {:.0}s\n",
+    let run_name = format!(
+        "hookshape dispatch benchmark ({}, {})",
         if opts.quick { "quick" } else { "full" },
         backend.describe(),
+    );
+    let header = format!(
+        "{run_name}, {cpus} CPUs, load average {load_before} before, {} after, {:.0}s",
         load_average(),
         started.elapsed().as_secs_f64()
     );
+    println!("\n{header}\n");
     print!("{}", report::table(&rows));
+    let written =
+        output::write(&opts.out, started_at, &run_name, &header, &rows).unwrap_or_else(|e| {
+            panic!(
+                "cannot write the run's files to {}: {e}",
+                opts.out.display()
+            )
+        });
+    for path in written {
+        println!("written: {}", path.display());
+    }
 }

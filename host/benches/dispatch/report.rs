@@ -34,18 +34,25 @@ impl Percentiles {
 
 /// Ack-to-receipt latency of every receipt whose `webhook-id` was acked. A
 /// delivery can land before its 202 reaches the generator: that counts as 0.
-pub fn ack_to_receipt(
+pub fn ack_to_receipt_samples(
     acks: &HashMap<Box<str>, Instant>,
     receipts: &[Receipt],
-) -> Option<Percentiles> {
-    let samples = receipts
+) -> Vec<Duration> {
+    receipts
         .iter()
         .filter_map(|r| {
             let ack = acks.get(r.webhook_id.as_deref()?)?;
             Some(r.at.saturating_duration_since(*ack))
         })
-        .collect();
-    Percentiles::of(samples)
+        .collect()
+}
+
+/// The percentiles of [`ack_to_receipt_samples`].
+pub fn ack_to_receipt(
+    acks: &HashMap<Box<str>, Instant>,
+    receipts: &[Receipt],
+) -> Option<Percentiles> {
+    Percentiles::of(ack_to_receipt_samples(acks, receipts))
 }
 
 /// Receipts per second from `from` to the last receipt.
@@ -83,6 +90,9 @@ pub struct Row {
     pub events_per_s: Option<f64>,
     pub deliveries_per_s: Option<f64>,
     pub latency: Option<Percentiles>,
+    /// Every ack-to-receipt latency, kept by the fixed-rate scenario alone
+    /// for the chart's distribution (the others keep percentiles only).
+    pub latency_samples: Vec<Duration>,
     pub transform_p50: Option<Duration>,
     pub transform_p99: Option<Duration>,
     pub peak_rss_kib: Option<u64>,

@@ -480,6 +480,7 @@ pub async fn fixed_rate(sizes: Sizes, backend: &Backend) -> Row {
         cpu_before,
         receipts: receiver.take(),
     };
+    let samples = report::ack_to_receipt_samples(&run.load.acks, &run.receipts);
     let mut row = run
         .finish(
             &format!(
@@ -490,6 +491,7 @@ pub async fn fixed_rate(sizes: Sizes, backend: &Backend) -> Row {
             &servers,
         )
         .await;
+    row.latency_samples = samples;
     if let Some(Percentiles { max, .. }) = row.latency {
         row.note
             .push_str(&format!("; e2e max {:.1} ms", max.as_secs_f64() * 1e3));

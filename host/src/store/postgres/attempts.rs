@@ -1,10 +1,22 @@
-//! Attempts: recording one with its consequences in one transaction, and
-//! reading them back by subscription, newest first.
+//! Attempts: recording one with its consequences in one transaction (one
+//! statement unless the subscription changes too), and reading them back by
+//! subscription, newest first.
+
+use deadpool_postgres::tokio_postgres::types::ToSql;
 
 use super::{PgStore, decode, encode, ms};
 use crate::ids::{AttemptId, SubscriptionId, Tenant};
 use crate::model::{Attempt, DeliveryState};
 use crate::store::{AttemptResult, AttemptSlice, Result};
+
+/// The attempt and the delivery's new state in one statement (one round
+/// trip); the delivery only if it is still pending.
+const RECORD_ATTEMPT: &str = "WITH attempt AS (
+        INSERT INTO attempts (id, tenant, subscription_id, created_ms, record)
+        VALUES ($1, $2, $3, $4, $5))
+    UPDATE deliveries SET record = $7, pending = $8, due_ms = $9,
+        locked_until_ms = NULL, locked_by = NULL
+    WHERE id = $6 AND pending";
 
 impl PgStore {
     /// Records the attempt; the delivery (and the subscription's change)
@@ -13,51 +25,34 @@ impl PgStore {
     /// delivery becomes its head by this commit (see [`super::queue`]).
     pub async fn record_attempt(&self, result: &AttemptResult) -> Result<()> {
         let (a, d) = (&result.attempt, &result.delivery);
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &a.id.as_str(),
+            &a.tenant.as_str(),
+            &a.subscription_id.as_str(),
+            &ms(a.created_at),
+            &encode(a),
+            &d.id.as_str(),
+            &encode(d),
+            &(d.state == DeliveryState::Pending),
+            &d.next_attempt_at.map(ms),
+        ];
         let mut client = self.client().await?;
+        let Some(sub) = &result.subscription else {
+            // Nothing else to write: no transaction around the one statement.
+            let record = client.prepare_cached(RECORD_ATTEMPT).await?;
+            client.execute(&record, &params).await?;
+            return Ok(());
+        };
         let tx = client.transaction().await?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO attempts (id, tenant, subscription_id, created_ms, record)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .await?;
-        tx.execute(
-            &insert,
-            &[
-                &a.id.as_str(),
-                &a.tenant.as_str(),
-                &a.subscription_id.as_str(),
-                &ms(a.created_at),
-                &encode(a),
-            ],
-        )
-        .await?;
-        let update = tx
-            .prepare_cached(
-                "UPDATE deliveries SET record = $2, pending = $3, due_ms = $4,
-                     locked_until_ms = NULL, locked_by = NULL
-                 WHERE id = $1 AND pending",
-            )
-            .await?;
-        let updated = tx
-            .execute(
-                &update,
-                &[
-                    &d.id.as_str(),
-                    &encode(d),
-                    &(d.state == DeliveryState::Pending),
-                    &d.next_attempt_at.map(ms),
-                ],
-            )
-            .await?;
-        let mut version = None;
-        if updated == 1
-            && let Some(sub) = &result.subscription
-        {
-            version = Some(Self::write_subscription(&tx, sub).await?);
-        }
+        let record = tx.prepare_cached(RECORD_ATTEMPT).await?;
+        let updated = tx.execute(&record, &params).await?;
+        let version = if updated == 1 {
+            Some(Self::write_subscription(&tx, sub).await?)
+        } else {
+            None
+        };
         tx.commit().await?;
-        if let (Some(version), Some(sub)) = (version, &result.subscription) {
+        if let Some(version) = version {
             self.applied_locally(version, sub);
         }
         Ok(())

@@ -1,19 +1,47 @@
-//! Events and their deliveries: ingest (one transaction, idempotent by the
+//! Events and their deliveries: ingest (one statement, idempotent by the
 //! `(tenant, source_id)` unique index), reads, and resends.
 
 use deadpool_postgres::Transaction;
+use deadpool_postgres::tokio_postgres::types::ToSql;
 
 use super::{PgStore, WORK_CHANNEL, decode, encode, ms, subscription_key};
 use crate::ids::EventId;
 use crate::model::{Delivery, DeliveryState, Event};
 use crate::store::{Ingested, NewDelivery, Queued, Receipt, Result, StoreError};
 
-const INSERT_DELIVERIES: &str = "INSERT INTO deliveries
-        (id, event_id, tenant, subscription_id, pending, ordered, due_ms, record)
-    SELECT d.id, d.event_id, $1, d.sub, d.pending, d.ordered, d.due, d.record
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::int8[], $8::bytea[])
-        WITH ORDINALITY AS d(id, event_id, sub, pending, ordered, due, record, n)
-    ORDER BY d.n";
+/// Deliveries of one tenant (`$1`) from arrays, one row per element
+/// (`$2`..`$8`), `n` their order; what [`INSERT_DELIVERIES`] and [`INGEST`]
+/// complete.
+macro_rules! delivery_rows {
+    () => {
+        "INSERT INTO deliveries
+            (id, event_id, tenant, subscription_id, pending, ordered, due_ms, record)
+        SELECT d.id, d.event_id, $1, d.sub, d.pending, d.ordered, d.due, d.record
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::bool[], $7::int8[], $8::bytea[])
+            WITH ORDINALITY AS d(id, event_id, sub, pending, ordered, due, record, n)"
+    };
+}
+
+/// Inserts deliveries in the order given (so their `seq`s follow it).
+const INSERT_DELIVERIES: &str = concat!(delivery_rows!(), " ORDER BY d.n");
+
+/// Ingest in one statement (one round trip): the event (`$9`..`$13`)
+/// unless its source id is taken, then, only if it was not, its deliveries
+/// in the order given, and a `NOTIFY` (`$14`) if any was queued. Answers
+/// whether the event was new.
+const INGEST: &str = concat!(
+    "WITH event AS (
+        INSERT INTO events (id, tenant, source_id, created_ms, deliveries, record)
+        VALUES ($9, $1, $10, $11, $12, $13) ON CONFLICT (tenant, source_id) DO NOTHING
+        RETURNING id
+    ), queued AS (",
+    delivery_rows!(),
+    " WHERE EXISTS (SELECT 1 FROM event) ORDER BY d.n RETURNING 1
+    ), woken AS (
+        SELECT pg_notify($14, '') FROM (SELECT 1 FROM queued LIMIT 1) q
+    )
+    SELECT (SELECT count(*) FROM event), (SELECT count(*) FROM woken)"
+);
 
 /// Takes each ordered subscription's advisory lock for the transaction, in
 /// one order everywhere: deliveries to it are then numbered (`seq`) in the
@@ -37,48 +65,68 @@ async fn lock_ordered<'a>(
     Ok(())
 }
 
+/// [`delivery_rows`]'s arrays (`$2`..`$8`).
+struct Columns<'a> {
+    ids: Vec<&'a str>,
+    events: Vec<&'a str>,
+    subscriptions: Vec<&'a str>,
+    pending: Vec<bool>,
+    ordered: Vec<bool>,
+    due: Vec<Option<i64>>,
+    records: Vec<Vec<u8>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(deliveries: &'a [NewDelivery]) -> Self {
+        let mut cols = Columns {
+            ids: Vec::with_capacity(deliveries.len()),
+            events: Vec::with_capacity(deliveries.len()),
+            subscriptions: Vec::with_capacity(deliveries.len()),
+            pending: Vec::with_capacity(deliveries.len()),
+            ordered: Vec::with_capacity(deliveries.len()),
+            due: Vec::with_capacity(deliveries.len()),
+            records: Vec::with_capacity(deliveries.len()),
+        };
+        for NewDelivery {
+            delivery: d,
+            ordered,
+        } in deliveries
+        {
+            cols.ids.push(d.id.as_str());
+            cols.events.push(d.event_id.as_str());
+            cols.subscriptions.push(d.subscription_id.as_str());
+            cols.pending.push(d.state == DeliveryState::Pending);
+            cols.ordered.push(*ordered);
+            cols.due.push(d.next_attempt_at.map(ms));
+            cols.records.push(encode(d));
+        }
+        cols
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.ids,
+            &self.events,
+            &self.subscriptions,
+            &self.pending,
+            &self.ordered,
+            &self.due,
+            &self.records,
+        ]
+    }
+}
+
 /// Inserts deliveries of one tenant, in the order given.
 async fn insert_deliveries(tx: &Transaction<'_>, deliveries: &[NewDelivery]) -> Result<()> {
     let Some(first) = deliveries.first() else {
         return Ok(());
     };
-    let mut cols = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for NewDelivery {
-        delivery: d,
-        ordered,
-    } in deliveries
-    {
-        cols.0.push(d.id.as_str());
-        cols.1.push(d.event_id.as_str());
-        cols.2.push(d.subscription_id.as_str());
-        cols.3.push(d.state == DeliveryState::Pending);
-        cols.4.push(*ordered);
-        cols.5.push(d.next_attempt_at.map(ms));
-        cols.6.push(encode(d));
-    }
+    let cols = Columns::of(deliveries);
+    let tenant = first.delivery.tenant.as_str();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
+    params.extend(cols.params());
     let statement = tx.prepare_cached(INSERT_DELIVERIES).await?;
-    tx.execute(
-        &statement,
-        &[
-            &first.delivery.tenant.as_str(),
-            &cols.0,
-            &cols.1,
-            &cols.2,
-            &cols.3,
-            &cols.4,
-            &cols.5,
-            &cols.6,
-        ],
-    )
-    .await?;
+    tx.execute(&statement, &params).await?;
     Ok(())
 }
 
@@ -93,42 +141,43 @@ impl PgStore {
     /// tenant already has an event with the same source id. Durable and
     /// visible once it returns.
     pub async fn ingest(&self, event: &Event, deliveries: &[NewDelivery]) -> Result<Ingested> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        lock_ordered(
-            &tx,
-            deliveries.iter().filter(|n| n.ordered).map(|n| &n.delivery),
-        )
-        .await?;
-        let receipt = Receipt {
-            id: event.id.clone(),
-            deliveries: deliveries.len(),
-        };
+        let cols = Columns::of(deliveries);
+        let (id, tenant) = (event.id.as_str(), event.tenant.as_str());
+        let created = ms(event.timestamp);
         let count = i32::try_from(deliveries.len()).unwrap_or(i32::MAX);
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO events (id, tenant, source_id, created_ms, deliveries, record)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, source_id) DO NOTHING",
+        let record = encode(event);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
+        params.extend(cols.params());
+        params.extend::<[&(dyn ToSql + Sync); 6]>([
+            &id,
+            &event.source_id,
+            &created,
+            &count,
+            &record,
+            &WORK_CHANNEL,
+        ]);
+        let mut client = self.client().await?;
+        let row = if deliveries.iter().any(|n| n.ordered) {
+            // The advisory locks first: a transaction around the statement.
+            let tx = client.transaction().await?;
+            lock_ordered(
+                &tx,
+                deliveries.iter().filter(|n| n.ordered).map(|n| &n.delivery),
             )
             .await?;
-        let inserted = tx
-            .execute(
-                &statement,
-                &[
-                    &event.id.as_str(),
-                    &event.tenant.as_str(),
-                    &event.source_id,
-                    &ms(event.timestamp),
-                    &count,
-                    &encode(event),
-                ],
-            )
-            .await?;
-        if inserted == 0 {
-            let first = tx
+            let statement = tx.prepare_cached(INGEST).await?;
+            let row = tx.query_one(&statement, &params).await?;
+            tx.commit().await?;
+            row
+        } else {
+            let statement = client.prepare_cached(INGEST).await?;
+            client.query_one(&statement, &params).await?
+        };
+        if row.get::<_, i64>(0) == 0 {
+            let first = client
                 .query_one(
                     "SELECT id, deliveries FROM events WHERE tenant = $1 AND source_id = $2",
-                    &[&event.tenant.as_str(), &event.source_id],
+                    &[&tenant, &event.source_id],
                 )
                 .await?;
             let id: &str = first.get(0);
@@ -138,12 +187,10 @@ impl PgStore {
                 deliveries: usize::try_from(deliveries).unwrap_or_default(),
             }));
         }
-        insert_deliveries(&tx, deliveries).await?;
-        if !deliveries.is_empty() {
-            notify_work(&tx).await?;
-        }
-        tx.commit().await?;
-        Ok(Ingested::New(receipt))
+        Ok(Ingested::New(Receipt {
+            id: event.id.clone(),
+            deliveries: deliveries.len(),
+        }))
     }
 
     pub(crate) async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {

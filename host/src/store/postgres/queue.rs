@@ -19,17 +19,45 @@ use crate::clock::Timestamp;
 use crate::ids::DeliveryId;
 use crate::store::{Claimed, Queued, Release, Result};
 
-const CLAIMABLE: &str = "SELECT d.id, d.event_id, d.tenant, d.subscription_id FROM deliveries d
+/// Claims in one statement, locking only the rows it takes. `candidates`
+/// reads, without locks, the earliest claimable rows (`$3` of them, leaving
+/// out subscriptions at their share, `$4`); `chosen` keeps of each
+/// subscription no more than its share left (`$7` less what this node holds,
+/// `$5`/`$6`) and locks the earliest `$2` of those, skipping rows another
+/// claim holds; a row changed since the read is checked again as it is
+/// locked (still pending, due and unleased). The lease is set on the rows
+/// taken, in the same statement.
+const CLAIM: &str = "WITH candidates AS MATERIALIZED (
+    SELECT d.id, d.tenant, d.subscription_id, d.due_ms, d.seq FROM deliveries d
     WHERE d.pending AND d.due_ms <= $1
       AND (d.locked_until_ms IS NULL OR d.locked_until_ms <= $1)
       AND (NOT d.ordered OR d.seq = (
           SELECT min(h.seq) FROM deliveries h
           WHERE h.pending AND h.ordered
             AND h.tenant = d.tenant AND h.subscription_id = d.subscription_id))
-      AND NOT (d.tenant || '/' || d.subscription_id = ANY($3::text[]))
+      AND NOT (d.tenant || '/' || d.subscription_id = ANY($4::text[]))
     ORDER BY d.due_ms, d.seq
+    LIMIT $3
+), ranked AS (
+    SELECT c.id, c.due_ms, c.seq,
+        row_number() OVER (
+            PARTITION BY c.tenant, c.subscription_id ORDER BY c.due_ms, c.seq) AS n,
+        $7 - coalesce(h.held, 0) AS share
+    FROM candidates c
+    LEFT JOIN unnest($5::text[], $6::int8[]) AS h(key, held)
+        ON h.key = c.tenant || '/' || c.subscription_id
+), chosen AS (
+    SELECT d.id FROM deliveries d JOIN ranked r ON r.id = d.id
+    WHERE r.n <= r.share
+      AND d.pending AND d.due_ms <= $1
+      AND (d.locked_until_ms IS NULL OR d.locked_until_ms <= $1)
+    ORDER BY r.due_ms, r.seq
     LIMIT $2
-    FOR UPDATE OF d SKIP LOCKED";
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries u SET locked_until_ms = $8, locked_by = $9
+FROM chosen WHERE u.id = chosen.id
+RETURNING u.id, u.event_id, u.tenant, u.subscription_id, u.due_ms, u.seq";
 
 /// When the next row becomes claimable: a later due time, or a lease
 /// running out.
@@ -37,6 +65,17 @@ const NEXT_DUE: &str = "SELECT least(
     (SELECT min(due_ms) FROM deliveries WHERE pending AND due_ms > $1),
     (SELECT min(locked_until_ms) FROM deliveries
      WHERE pending AND locked_until_ms IS NOT NULL AND locked_until_ms > $1))";
+
+/// The queue gauge counts pending rows up to this many, along the pending
+/// index; past it, a full count would scan the backlog every second.
+const QUEUE_COUNTED: i64 = 1_000;
+
+/// The pending rows counted up to `$1`, and the planner's estimate of them
+/// (the pending index's size at the last vacuum or analyze, -1 if none yet).
+const QUEUE_DEPTH: &str = "SELECT
+    (SELECT count(*) FROM (
+        SELECT 1 FROM deliveries WHERE pending ORDER BY due_ms LIMIT $1) p),
+    (SELECT reltuples::int8 FROM pg_class WHERE oid = 'deliveries_due'::regclass)";
 
 /// What this node has claimed and not released.
 #[derive(Default)]
@@ -74,66 +113,61 @@ impl PgStore {
     ) -> Result<Claimed> {
         // Attempts run with the subscriptions from memory: catch up first.
         self.fresh_index().await?;
-        let full: Vec<String> = {
+        let (full, held, counts) = {
             let claims = self.inner.claims.lock();
-            claims
+            let full: Vec<String> = claims
                 .per_subscription
                 .iter()
                 .filter(|(_, n)| **n >= per_subscription)
                 .map(|(k, _)| k.clone())
-                .collect()
+                .collect();
+            let (held, counts): (Vec<String>, Vec<i64>) = claims
+                .per_subscription
+                .iter()
+                .map(|(k, n)| (k.clone(), i64::try_from(*n).unwrap_or(i64::MAX)))
+                .unzip();
+            (full, held, counts)
         };
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let statement = tx.prepare_cached(CLAIMABLE).await?;
-        let candidates = i64::try_from(limit.saturating_mul(2)).unwrap_or(i64::MAX);
-        let rows = tx
-            .query(&statement, &[&ms(now), &candidates, &full])
+        let client = self.client().await?;
+        let statement = client.prepare_cached(CLAIM).await?;
+        let wanted = i64::try_from(limit).unwrap_or(i64::MAX);
+        let candidates = wanted.saturating_mul(2);
+        let share = i64::try_from(per_subscription).unwrap_or(i64::MAX);
+        let until = ms(now.saturating_add(self.inner.settings.lease));
+        let mut rows = client
+            .query(
+                &statement,
+                &[
+                    &ms(now),
+                    &wanted,
+                    &candidates,
+                    &full,
+                    &held,
+                    &counts,
+                    &share,
+                    &until,
+                    &self.inner.node,
+                ],
+            )
             .await?;
-        let mut ready = Vec::new();
-        let mut picked: Vec<(DeliveryId, String)> = Vec::new();
+        // RETURNING keeps no order: earliest first again.
+        rows.sort_by_key(|row| (row.get::<_, i64>(4), row.get::<_, i64>(5)));
+        let mut ready = Vec::with_capacity(rows.len());
         {
-            let claims = self.inner.claims.lock();
-            let mut counts: HashMap<String, usize> = HashMap::new();
+            let mut claims = self.inner.claims.lock();
             for row in &rows {
-                if ready.len() == limit {
-                    break;
-                }
                 let (Ok(id), Ok(event)) = (
                     row.get::<_, &str>(0).parse::<DeliveryId>(),
                     row.get::<_, &str>(1).parse(),
                 ) else {
+                    // Unreadable ids: left to their lease, like a node that died.
                     continue;
                 };
-                let sub = subscription_key(row.get(2), row.get(3));
-                let held = claims.per_subscription.get(&sub).copied().unwrap_or(0);
-                let count = counts.entry(sub.clone()).or_default();
-                if held + *count >= per_subscription {
-                    continue;
-                }
-                *count += 1;
-                picked.push((id.clone(), sub));
+                claims.add(id.clone(), subscription_key(row.get(2), row.get(3)));
                 ready.push(Queued {
                     id,
                     event: Some(event),
                 });
-            }
-        }
-        if !picked.is_empty() {
-            let ids: Vec<&str> = picked.iter().map(|(id, _)| id.as_str()).collect();
-            let until = ms(now.saturating_add(self.inner.settings.lease));
-            let lock = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET locked_until_ms = $1, locked_by = $2 WHERE id = ANY($3)",
-                )
-                .await?;
-            tx.execute(&lock, &[&until, &self.inner.node, &ids]).await?;
-        }
-        tx.commit().await?;
-        {
-            let mut claims = self.inner.claims.lock();
-            for (id, sub) in picked {
-                claims.add(id, sub);
             }
         }
         let next_due = if ready.len() < limit {
@@ -180,7 +214,7 @@ fn upkeep_every(lease: Duration) -> Duration {
     (lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
-/// Renews this node's leases, counts the queue and notes whether the
+/// Renews this node's leases, gauges the queue and notes whether the
 /// database answers, until the store is dropped.
 pub(super) async fn upkeep(inner: Weak<Inner>) {
     let Some(lease) = inner.upgrade().map(|i| i.settings.lease) else {
@@ -229,10 +263,14 @@ async fn upkeep_round(store: &PgStore, lease: Duration) -> Result<()> {
             )
             .await?;
     }
-    let pending: i64 = client
-        .query_one("SELECT count(*) FROM deliveries WHERE pending", &[])
-        .await?
-        .get(0);
+    let depth = client.prepare_cached(QUEUE_DEPTH).await?;
+    let row = client.query_one(&depth, &[&QUEUE_COUNTED]).await?;
+    let (counted, estimate): (i64, i64) = (row.get(0), row.get(1));
+    let pending = if counted < QUEUE_COUNTED {
+        counted
+    } else {
+        counted.max(estimate)
+    };
     store.inner.queue_len.store(
         usize::try_from(pending).unwrap_or_default(),
         Ordering::Relaxed,

@@ -55,6 +55,18 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The ULID after the prefix: 16 bytes that sort as the id does,
+            /// for structures that hold many ids.
+            pub fn ulid(&self) -> ulid::Ulid {
+                ulid::Ulid::from_string(&self.0[$prefix.len()..])
+                    .expect("validated when the id was made")
+            }
+
+            /// The id with this ULID, as [`Self::generate`] would spell it.
+            pub fn from_ulid(ulid: ulid::Ulid) -> Self {
+                Self(format!("{}{}", $prefix, ulid))
+            }
         }
 
         impl FromStr for $name {
@@ -224,6 +236,18 @@ mod tests {
         assert_eq!(id.as_str().parse::<DeliveryId>().unwrap(), id);
         assert!(id.as_str().parse::<EventId>().is_err());
         assert!("dlv_notaulid".parse::<DeliveryId>().is_err());
+    }
+
+    #[test]
+    fn an_id_is_its_ulid_spelled_with_its_prefix() {
+        let ids: Vec<DeliveryId> = (0..100).map(|_| DeliveryId::generate()).collect();
+        for id in &ids {
+            assert_eq!(&DeliveryId::from_ulid(id.ulid()), id);
+        }
+        let ulids: Vec<_> = ids.iter().map(DeliveryId::ulid).collect();
+        assert!(ulids.is_sorted(), "ULIDs sort as the ids do");
+        let event = EventId::generate();
+        assert_eq!(EventId::from_ulid(event.ulid()), event);
     }
 
     #[test]

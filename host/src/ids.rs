@@ -59,8 +59,13 @@ macro_rules! prefixed_id {
             /// The ULID after the prefix: 16 bytes that sort as the id does,
             /// for structures that hold many ids.
             pub fn ulid(&self) -> ulid::Ulid {
-                ulid::Ulid::from_string(&self.0[$prefix.len()..])
-                    .expect("validated when the id was made")
+                Self::parse_ulid(&self.0).expect("validated when the id was made")
+            }
+
+            /// The ULID of the id spelled `s`, without keeping the text;
+            /// `None` when `s` is not such an id.
+            pub fn parse_ulid(s: &str) -> Option<ulid::Ulid> {
+                ulid::Ulid::from_string(s.strip_prefix($prefix)?).ok()
             }
 
             /// The id with this ULID, as [`Self::generate`] would spell it.

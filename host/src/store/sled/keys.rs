@@ -1,6 +1,8 @@
 //! Key encodings of the trees (see the table in the module above):
 //! `\0`-separated parts, and queue keys that sort by due time.
 
+use ulid::Ulid;
+
 use crate::clock::Timestamp;
 use crate::ids::{DeliveryId, EventId};
 use crate::model::Delivery;
@@ -35,9 +37,9 @@ pub(super) fn queue_value(d: &Delivery) -> Vec<u8> {
     )
 }
 
-/// The event a `queue` value names.
-pub(super) fn queued_event(value: &[u8]) -> Option<EventId> {
-    last_part(value).parse().ok()
+/// The ULID of the event a `queue` value names.
+pub(super) fn queued_event(value: &[u8]) -> Option<Ulid> {
+    EventId::parse_ulid(last_part(value))
 }
 
 pub(super) fn queue_key(due: Timestamp, id: &DeliveryId) -> Vec<u8> {
@@ -57,9 +59,10 @@ pub(super) fn pending_key(d: &Delivery) -> Vec<u8> {
     key3(d.tenant.as_str(), d.subscription_id.as_str(), d.id.as_str())
 }
 
-pub(super) fn parse_queue_key(k: &[u8]) -> Option<(Timestamp, DeliveryId)> {
+/// A `queue` key's due time and delivery ULID.
+pub(super) fn parse_queue_key(k: &[u8]) -> Option<(Timestamp, Ulid)> {
     let due = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-    let id = std::str::from_utf8(&k[8..]).ok()?.parse().ok()?;
+    let id = DeliveryId::parse_ulid(std::str::from_utf8(&k[8..]).ok()?)?;
     Some((Timestamp(due), id))
 }
 

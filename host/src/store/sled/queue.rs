@@ -54,7 +54,7 @@ pub(super) fn follow<'a>(
             Some(value) => {
                 schedule.insert(id, due, subscription_key(value).into(), queued_event(value))
             }
-            None => schedule.remove(&id, due),
+            None => schedule.remove(id, due),
         }
     }
 }
@@ -63,22 +63,20 @@ pub(super) fn follow<'a>(
 /// holding every record read at once would add their size to the peak.
 pub(super) fn load(trees: &Trees) -> Result<()> {
     const CHUNK: usize = 1024;
-    let mut entries = Vec::with_capacity(CHUNK);
-    let apply = |entries: &mut Vec<(sled::IVec, sled::IVec)>| {
+    let mut records = trees.queue.iter();
+    loop {
+        let chunk = records
+            .by_ref()
+            .take(CHUNK)
+            .collect::<sled::Result<Vec<_>>>()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
         follow(
             &trees.schedule,
-            entries.iter().map(|(k, v)| (k.as_ref(), Some(v.as_ref()))),
+            chunk.iter().map(|(k, v)| (k.as_ref(), Some(v.as_ref()))),
         );
-        entries.clear();
-    };
-    for kv in trees.queue.iter() {
-        entries.push(kv?);
-        if entries.len() == CHUNK {
-            apply(&mut entries);
-        }
     }
-    apply(&mut entries);
-    Ok(())
 }
 
 impl SledStore {
